@@ -1,0 +1,42 @@
+// The desired state of the balancer as the table builder consumes it: services
+// and their backends, in plain value types. The control plane's config loader
+// and API, the dataplane's tests and the benchmark all produce this and hand it
+// to the publisher; nothing here knows about shared memory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ip_addr.h"
+#include "shm_abi.h"
+
+namespace sluice {
+
+struct backend_config {
+  ip_addr addr;
+  uint16_t port = 0;    // 0 = the service's port
+  uint16_t weight = 1;  // 0 = drain: keeps its flows, gets no new ones
+  abi::backend_state state = abi::backend_state::up;
+};
+
+struct flow_timeouts {
+  uint32_t syn_s = 30;
+  uint32_t established_s = 900;
+  uint32_t fin_s = 120;
+  uint32_t udp_s = 300;
+};
+
+struct service_config {
+  ip_addr vip;
+  uint16_t port = 0;
+  uint8_t proto = 6; // IPPROTO_TCP / IPPROTO_UDP (17)
+  abi::fwd_mode mode = abi::fwd_mode::nat;
+  abi::scheduler_kind scheduler = abi::scheduler_kind::maglev;
+  uint32_t maglev_size = 65537; // M, must be prime
+  uint16_t gue_port = 6080;
+  flow_timeouts timeouts;
+  std::vector<backend_config> backends;
+};
+
+} // namespace sluice

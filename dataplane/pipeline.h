@@ -1,0 +1,126 @@
+// The per-worker packet pipeline: everything between rx_burst and tx_burst for
+// one worker core, run to completion. It owns the worker's flow tables and NAT
+// port state, reads the published tables through a table_view loaded once per
+// burst, and writes only its own stats block. The worker loop (worker_loop.cc),
+// the packet tests and sluice-bench all drive the same object, so what the tests
+// and the benchmark measure is what forwards traffic.
+//
+// Contract of process(): every input mbuf ends up in exactly one of the outputs
+// (tx towards the client side, tx towards the backend side, dropped, exception,
+// or handed to another worker's ring). The pipeline never frees or allocates an
+// mbuf itself; the caller transmits, frees (dropped) or queues (exception).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "ip_addr.h"
+#include "neighbour_table.h"
+#include "result.h"
+#include "shm_region.h"
+
+namespace sluice::dp {
+
+inline constexpr uint16_t max_burst = 64;
+
+// Which side of the balancer a packet leaves on. In a one-armed layout both
+// sides are the same DPDK port.
+enum side : uint8_t { client_side = 0, backend_side = 1 };
+
+struct own_address {
+  ip_prefix prefix; // address and on-link prefix length
+  side on = client_side;
+};
+
+// Software model of the NIC's RSS, used to find a flow's owner worker when the
+// driver cannot hash (virtual ports) and to choose full-NAT source ports whose
+// replies land on this worker.
+struct steering_config {
+  bool software = false;           // check ownership in software and hand off
+  std::array<uint8_t, 40> rss_key{}; // Toeplitz key programmed into the ports
+  std::vector<uint16_t> reta;      // RSS redirection table: entry → worker id
+};
+
+struct pipeline_config {
+  uint16_t worker_id = 0;
+  uint16_t n_workers = 1;
+  std::array<uint8_t, 6> mac[2]{};      // own MAC per side
+  std::vector<own_address> addresses;   // own addresses (answer ARP/ND/ping)
+  std::vector<ip_addr> nat_pool;        // full-NAT source addresses (v4 and/or v6)
+  std::vector<ip_addr> gateways[2];     // default next hops per side (v4 and/or v6)
+  ip_prefix encap_src4;                 // outer source prefix for 4in4 / GUE over v4
+  ip_prefix encap_src6;                 // outer source prefix for 6in6, 4in6 / GUE over v6
+  uint16_t mtu = 1500;                  // egress L3 MTU (both sides)
+  uint32_t flow_capacity = 1u << 20;    // per family per worker
+  uint32_t sweep_per_burst = 32;        // flow entries examined per housekeeping call
+  uint16_t nat_port_min = 1024;         // full-NAT source port range
+  uint16_t nat_port_max = 65535;
+  steering_config steering;
+  int socket_id = 0;                    // NUMA node for the flow tables
+};
+
+// What one process() call produced. Arrays are sized for max_burst inputs.
+struct burst_output {
+  rte_mbuf* tx[2][max_burst];
+  uint16_t n_tx[2] = {0, 0};
+  rte_mbuf* dropped[max_burst];
+  uint16_t n_dropped = 0;
+  // ARP replies, neighbour advertisements and other packets for the neighbour
+  // manager on the main lcore.
+  rte_mbuf* exception[max_burst];
+  uint16_t n_exception = 0;
+
+  void clear() {
+    n_tx[0] = n_tx[1] = 0;
+    n_dropped = 0;
+    n_exception = 0;
+  }
+};
+
+class pipeline_impl;
+
+class pipeline {
+public:
+  // `handoff_rings[w]` is worker w's inbound ring (may be empty when
+  // steering.software is false). The shm_region and neighbour table must
+  // outlive the pipeline.
+  static result<std::unique_ptr<pipeline>> create(const pipeline_config& cfg, shm_region& shm,
+                                                   const neighbour_table& neighbours,
+                                                   std::vector<rte_ring*> handoff_rings);
+  ~pipeline();
+
+  // Loads the published generation (once per burst) and acknowledges it.
+  // Call once per loop iteration, also when idle, so publications complete.
+  void begin_burst(uint64_t now_tsc);
+
+  // Processes up to max_burst packets received on `rx_side`. `from_handoff`
+  // marks packets another worker passed to this one (ownership is not checked
+  // again). Outputs are appended to `out`.
+  void process(rte_mbuf** pkts, uint16_t n, side rx_side, bool from_handoff, burst_output& out);
+
+  // Bounded expiry sweep; call once per loop iteration.
+  void housekeeping(uint64_t now_tsc);
+
+  // Counts packets the caller failed to transmit (tx ring full) and similar.
+  void count_drop(drop_reason r, uint32_t n);
+  void count_tx(uint32_t packets, uint64_t bytes);
+  void count_idle_sleep();
+  void count_poll(bool empty);
+
+  // Marks the worker live/not live in shared memory (ack line).
+  void set_live(bool live);
+
+  uint64_t flows_active() const;
+  pipeline_impl& impl() { return *impl_; }
+
+private:
+  explicit pipeline(std::unique_ptr<pipeline_impl> impl);
+  std::unique_ptr<pipeline_impl> impl_;
+};
+
+} // namespace sluice::dp
