@@ -75,6 +75,7 @@ struct service_entry {
   uint16_t gue_port;       // dsr-gue destination UDP port, host order
   uint16_t reserved0;
   uint32_t reserved1;
+  uint32_t reserved2;      // pads to 64 so `reserved` starts where the asserts say
   uint8_t reserved[64];
 };
 static_assert(sizeof(service_entry) == 128);
