@@ -1,0 +1,261 @@
+// sluice-dataplane: EAL arguments, "--", then our options (dataplane_options.h).
+// The main lcore sets everything up, launches one worker per other lcore and
+// then runs the neighbour manager until SIGINT/SIGTERM. Exit status: 0 after a
+// clean stop, 2 for a bad argument (one line on stderr naming it), 1 when
+// start-up fails for another reason.
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fmt/format.h>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include "dataplane_options.h"
+#include "neighbour_manager.h"
+#include "neighbour_table.h"
+#include "pipeline.h"
+#include "port_setup.h"
+#include "shm_atomic.h"
+#include "shm_region.h"
+#include "worker_loop.h"
+
+namespace {
+
+using namespace sluice;
+using namespace sluice::dp;
+
+constexpr const char* prog = "sluice-dataplane";
+constexpr uint32_t neighbour_capacity = 4096;
+
+[[noreturn]] void die(int code, const std::string& msg) {
+  std::fprintf(stderr, "%s: %s\n", prog, msg.c_str());
+  std::fflush(stderr);
+  std::exit(code);
+}
+
+bool is_help(const char* a) {
+  return std::strcmp(a, "--help") == 0 || std::strcmp(a, "-h") == 0;
+}
+
+struct run_state {
+  std::vector<uint16_t> ports;
+  std::vector<std::unique_ptr<pipeline>> pipelines;
+  std::vector<worker_context> contexts;
+  std::vector<unsigned> worker_lcores;
+};
+
+int run(const dataplane_options& o) {
+  run_state st;
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) {
+    st.worker_lcores.push_back(lcore);
+  }
+  const auto n_workers = uint16_t(st.worker_lcores.size());
+  if (n_workers == 0)
+    die(exit_usage, "-l/--lcores: no worker lcore; the main lcore only runs the neighbour "
+                    "manager, so give at least two lcores (e.g. -l 0,1)");
+
+  st.ports = o.two_armed ? std::vector<uint16_t>{o.client_port, o.backend_port}
+                         : std::vector<uint16_t>{o.port};
+  for (size_t i = 0; i < st.ports.size(); ++i)
+    if (!rte_eth_dev_is_valid_port(st.ports[i]))
+      die(exit_usage,
+          fmt::format("{}: no DPDK port {} ({} ports available; add one with "
+                      "--vdev or -a)",
+                      o.two_armed ? (i == 0 ? "--client-port" : "--backend-port") : "--port",
+                      st.ports[i], rte_eth_dev_count_avail()));
+
+  // Shared memory: tables in, counters out.
+  const std::string path = o.shm_path.empty() ? shm_region::default_path(o.instance) : o.shm_path;
+  auto shm_r = shm_region::create_or_attach(path, abi::default_capacities);
+  if (!shm_r)
+    die(1, fmt::format("shared memory {}: {}", path, shm_r.error_message()));
+  shm_region& shm = shm_r.value();
+  if (n_workers > shm.caps().max_workers)
+    die(exit_usage, fmt::format("-l/--lcores: {} workers, the shared memory has room for {}",
+                                n_workers, shm.caps().max_workers));
+  abi::process_info& procs = shm.header()->procs;
+  store_release(procs.dp_pid, int32_t(getpid()));
+  store_release(procs.dp_start_ns, monotonic_ns());
+  store_release(procs.dp_workers, uint32_t(n_workers));
+  store_release(procs.dp_heartbeat_ns, monotonic_ns());
+
+  // Mbufs, ports, rings.
+  const int socket = int(rte_socket_id());
+  auto pool_r = create_mempool(uint16_t(st.ports.size()), n_workers, o.mtu, socket);
+  if (!pool_r)
+    die(1, pool_r.error_message());
+  rte_mempool* pool = pool_r.value();
+
+  std::vector<port_info> infos;
+  for (uint16_t port : st.ports) {
+    auto p = setup_port(port_request{port, n_workers, o.mtu, pool, socket});
+    if (!p)
+      die(1, p.error_message());
+    std::printf("%s\n", describe_port(p.value()).c_str());
+    infos.push_back(p.value());
+  }
+  const steering_config steering = make_steering(infos, n_workers);
+
+  auto handoff_r = create_handoff_rings(n_workers, socket);
+  if (!handoff_r)
+    die(1, handoff_r.error_message());
+  auto exception_r = create_exception_ring(socket);
+  if (!exception_r)
+    die(1, exception_r.error_message());
+
+  neighbour_table neighbours(neighbour_capacity, shm.caps().max_backends);
+
+  // One pipeline per worker.
+  const port_info& client = infos.front();
+  const port_info& backend = infos.back();
+  for (uint16_t w = 0; w < n_workers; ++w) {
+    pipeline_config cfg;
+    cfg.worker_id = w;
+    cfg.n_workers = n_workers;
+    std::memcpy(cfg.mac[client_side].data(), client.mac.addr_bytes, 6);
+    std::memcpy(cfg.mac[backend_side].data(), backend.mac.addr_bytes, 6);
+    cfg.addresses = o.addresses;
+    cfg.nat_pool = o.nat_pool;
+    cfg.gateways[0] = o.gateways[0];
+    cfg.gateways[1] = o.gateways[1];
+    cfg.encap_src4 = o.encap_src4;
+    cfg.encap_src6 = o.encap_src6;
+    cfg.mtu = o.mtu;
+    cfg.flow_capacity = o.flow_table_size;
+    cfg.nat_port_min = o.nat_port_min;
+    cfg.nat_port_max = o.nat_port_max;
+    cfg.steering = steering;
+    int ws = int(rte_lcore_to_socket_id(st.worker_lcores[w]));
+    cfg.socket_id = ws < 0 ? socket : ws;
+    auto pl = pipeline::create(cfg, shm, neighbours, handoff_r.value());
+    if (!pl)
+      die(1, fmt::format("worker {}: {}", w, pl.error_message()));
+    st.pipelines.push_back(std::move(pl.value()));
+  }
+
+  st.contexts.resize(n_workers);
+  for (uint16_t w = 0; w < n_workers; ++w) {
+    worker_context& c = st.contexts[w];
+    c.worker_id = w;
+    c.pl = st.pipelines[w].get();
+    c.n_rx_sides = o.two_armed ? 2 : 1;
+    c.rx[client_side] = c.tx[client_side] = queue_ref{client.port_id, w};
+    c.rx[backend_side] = c.tx[backend_side] = queue_ref{backend.port_id, w};
+    c.handoff = steering.software ? handoff_r.value()[w] : nullptr;
+    c.exception = exception_r.value();
+    c.idle = idle_config{o.busy_poll, o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us};
+  }
+
+  neighbour_manager_config ncfg;
+  ncfg.two_armed = o.two_armed;
+  ncfg.addresses = o.addresses;
+  ncfg.gateways[0] = o.gateways[0];
+  ncfg.gateways[1] = o.gateways[1];
+  const port_info* side_port[2] = {&client, &backend};
+  for (int s = 0; s < 2; ++s) {
+    ncfg.can_send[s] = side_port[s]->main_tx;
+    ncfg.tx[s] = queue_ref{side_port[s]->port_id, side_port[s]->main_tx_queue};
+    std::memcpy(ncfg.mac[s].data(), side_port[s]->mac.addr_bytes, 6);
+  }
+  ncfg.pool = pool;
+  ncfg.exception = exception_r.value();
+  ncfg.n_workers = n_workers;
+  ncfg.stats_interval_ms = o.stats_interval_ms;
+  neighbour_manager nm(ncfg, neighbours, shm);
+  if (!nm.add_static(o.neighbours))
+    die(exit_usage, "--neigh: too many static neighbours");
+  nm.poll(monotonic_ns()); // backend MACs known before the first packet
+
+  std::string lcores;
+  for (unsigned l : st.worker_lcores)
+    lcores += (lcores.empty() ? "" : ",") + std::to_string(l);
+  std::printf("%s: instance %s, shm %s (%s), %u worker(s) on lcore(s) %s, %s layout, "
+              "steering %s, idle %s\n",
+              prog, o.instance.c_str(), path.c_str(), shm.created() ? "created" : "attached",
+              n_workers, lcores.c_str(), o.two_armed ? "two-armed" : "one-armed",
+              n_workers == 1      ? "none (one worker)"
+              : steering.software ? "software (handoff rings)"
+                                  : "hardware RSS",
+              o.busy_poll ? "busy-poll"
+                          : fmt::format("back-off after {} polls, {} pause polls, sleep {} us",
+                                        o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us)
+                                .c_str());
+
+  for (uint16_t w = 0; w < n_workers; ++w) {
+    if (int rc = rte_eal_remote_launch(worker_main, &st.contexts[w], st.worker_lcores[w]); rc != 0)
+      die(1, fmt::format("cannot launch worker {} on lcore {}: {}", w, st.worker_lcores[w],
+                         rte_strerror(-rc)));
+  }
+  std::printf("%s: forwarding (SIGINT/SIGTERM to stop)\n", prog);
+
+  nm.run();
+
+  rte_eal_mp_wait_lcore();
+  std::printf("%s: stopping; neighbour requests sent %lu, neighbours learned %lu\n", prog,
+              static_cast<unsigned long>(nm.requests_sent()),
+              static_cast<unsigned long>(nm.learned()));
+  for (uint16_t port : st.ports)
+    shutdown_port(port);
+  for (auto& pl : st.pipelines)
+    pl->set_live(false);
+  st.pipelines.clear();
+  store_release(procs.dp_workers, 0u);
+  for (rte_ring* r : handoff_r.value())
+    rte_ring_free(r);
+  rte_ring_free(exception_r.value());
+  rte_mempool_free(pool);
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+
+  // Our options come after "--"; parse them before EAL touches anything so a
+  // typo costs no hugepages and gets a one-line answer.
+  int sep = -1;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--") == 0) {
+      sep = i;
+      break;
+    }
+  if (sep < 0) {
+    for (int i = 1; i < argc; ++i)
+      if (is_help(argv[i])) {
+        std::printf("%s", dataplane_usage(prog).c_str());
+        return 0;
+      }
+    die(exit_usage, "missing \"--\": give EAL arguments, then --, then options (see --help)");
+  }
+  std::vector<const char*> ours{prog};
+  for (int i = sep + 1; i < argc; ++i)
+    ours.push_back(argv[i]);
+  auto opts = parse_dataplane_options(int(ours.size()), ours.data());
+  if (!opts)
+    die(exit_usage, opts.error_message());
+  if (opts->help) {
+    std::printf("%s", dataplane_usage(prog).c_str());
+    return 0;
+  }
+
+  install_stop_handlers();
+  if (rte_eal_init(sep, argv) < 0)
+    die(rte_errno == EINVAL ? exit_usage : 1,
+        fmt::format("EAL initialisation failed: {} (check the EAL arguments before \"--\")",
+                    rte_strerror(rte_errno)));
+  int rc = run(opts.value());
+  rte_eal_cleanup();
+  return rc;
+}
