@@ -11,61 +11,63 @@
 
 // X(name, help)
 #define SLUICE_DROP_REASONS(X)                                                                     \
-  X(eth_truncated, "frame shorter than its Ethernet/VLAN header")                                 \
-  X(unknown_ethertype, "ethertype neither IPv4, IPv6 nor ARP")                                    \
-  X(ipv4_truncated, "frame shorter than the IPv4 header")                                         \
-  X(ipv4_bad_header, "IPv4 version or IHL invalid")                                               \
-  X(ipv4_bad_length, "IPv4 total length beyond the frame or below the header")                    \
-  X(ipv4_fragment, "IPv4 fragment (reassembly not supported)")                                    \
-  X(ipv6_truncated, "frame shorter than the IPv6 header")                                         \
-  X(ipv6_bad_length, "IPv6 payload length beyond the frame")                                      \
-  X(ipv6_fragment, "IPv6 fragment header (reassembly not supported)")                             \
-  X(ipv6_bad_ext_header, "IPv6 extension header chain truncated or too long")                     \
-  X(l4_truncated, "TCP/UDP/ICMP header beyond the IP payload")                                    \
-  X(tcp_bad_offset, "TCP data offset below 5 or beyond the payload")                              \
-  X(unsupported_l4, "L4 protocol not served")                                                     \
-  X(not_for_us, "destination is neither a VIP, an own address nor a tracked reply")               \
-  X(no_backend, "VIP has no backend that accepts new flows")                                      \
-  X(mid_flow_no_state, "non-SYN TCP packet of an untracked full-NAT flow")                        \
-  X(rst_no_state, "TCP RST for an untracked flow")                                                \
-  X(nat_port_exhausted, "no free NAT source port owned by this worker")                           \
-  X(nat_no_pool_address, "no NAT pool address of the backend's family")                          \
-  X(family_mismatch, "NAT between IPv4 and IPv6 is not supported")                                \
-  X(no_neighbour, "next-hop MAC not resolved yet")                                                \
-  X(too_big, "encapsulated packet exceeds the MTU (ICMP sent when DF)")                           \
-  X(no_headroom, "mbuf lacks headroom for encapsulation")                                         \
-  X(icmp_unsupported, "ICMP type not handled")                                                    \
-  X(icmp_error_no_flow, "ICMP error about an untracked flow")                                     \
-  X(icmp_bad_inner, "ICMP error whose quoted header is truncated or malformed")                   \
-  X(arp_not_for_us, "ARP/ND not addressed to an own address or VIP")                              \
-  X(arp_malformed, "ARP/ND packet malformed")                                                     \
-  X(ttl_expired, "TTL / hop limit would reach zero")                                              \
-  X(handoff_ring_full, "owner worker's handoff ring full")                                        \
-  X(exception_ring_full, "exception (neighbour) ring full")                                       \
+  X(eth_truncated, "frame shorter than its Ethernet/VLAN header")                                  \
+  X(unknown_ethertype, "ethertype neither IPv4, IPv6 nor ARP")                                     \
+  X(ipv4_truncated, "frame shorter than the IPv4 header")                                          \
+  X(ipv4_bad_header, "IPv4 version or IHL invalid")                                                \
+  X(ipv4_bad_length, "IPv4 total length beyond the frame or below the header")                     \
+  X(ipv4_fragment, "IPv4 fragment (reassembly not supported)")                                     \
+  X(ipv6_truncated, "frame shorter than the IPv6 header")                                          \
+  X(ipv6_bad_length, "IPv6 payload length beyond the frame")                                       \
+  X(ipv6_fragment, "IPv6 fragment header (reassembly not supported)")                              \
+  X(ipv6_bad_ext_header, "IPv6 extension header chain truncated or too long")                      \
+  X(l4_truncated, "TCP/UDP/ICMP header beyond the IP payload")                                     \
+  X(tcp_bad_offset, "TCP data offset below 5 or beyond the payload")                               \
+  X(unsupported_l4, "L4 protocol not served")                                                      \
+  X(not_for_us, "destination is neither a VIP, an own address nor a tracked reply")                \
+  X(no_backend, "VIP has no backend that accepts new flows")                                       \
+  X(mid_flow_no_state, "non-SYN TCP packet of an untracked full-NAT flow")                         \
+  X(rst_no_state, "TCP RST for an untracked flow")                                                 \
+  X(nat_port_exhausted, "no free NAT source port owned by this worker")                            \
+  X(nat_no_pool_address, "no NAT pool address of the backend's family")                            \
+  X(family_mismatch, "NAT between IPv4 and IPv6 is not supported")                                 \
+  X(no_neighbour, "next-hop MAC not resolved yet")                                                 \
+  X(too_big, "encapsulated packet exceeds the MTU (ICMP sent when DF)")                            \
+  X(no_headroom, "mbuf lacks headroom for encapsulation")                                          \
+  X(icmp_unsupported, "ICMP type not handled")                                                     \
+  X(icmp_error_no_flow, "ICMP error about an untracked flow")                                      \
+  X(icmp_bad_inner, "ICMP error whose quoted header is truncated or malformed")                    \
+  X(arp_not_for_us, "ARP/ND not addressed to an own address or VIP")                               \
+  X(arp_malformed, "ARP/ND packet malformed")                                                      \
+  X(flow_table_full, "flow table full and the mode needs state (full NAT)")                        \
+  X(reply_no_flow, "reply-direction packet whose flow expired or went stale")                      \
+  X(reply_tuple_conflict, "backend-side tuple already used by another flow")                       \
+  X(handoff_ring_full, "owner worker's handoff ring full")                                         \
+  X(exception_ring_full, "exception (neighbour) ring full")                                        \
   X(tx_ring_full, "TX queue full")
 
 #define SLUICE_WORKER_COUNTERS(X)                                                                  \
-  X(rx_packets, "packets received")                                                               \
-  X(rx_bytes, "bytes received")                                                                   \
-  X(tx_packets, "packets transmitted")                                                            \
-  X(tx_bytes, "bytes transmitted")                                                                \
-  X(dropped, "packets dropped (sum of the drop reasons)")                                         \
-  X(flows_created, "flow entries created")                                                        \
-  X(flows_expired, "flow entries expired by idle timeout")                                        \
-  X(flows_evicted, "half-open flow entries evicted under table pressure")                         \
-  X(flows_stale, "flow entries whose backend slot was reincarnated")                              \
-  X(flows_active, "flow entries currently held (gauge)")                                          \
-  X(untracked, "packets forwarded statelessly because the flow table was full")                   \
-  X(arp_replies, "ARP/NA replies sent for own addresses and VIPs")                                \
-  X(icmp_echo_replies, "ICMP/ICMPv6 echo replies sent")                                           \
-  X(icmp_errors_forwarded, "ICMP errors forwarded to a flow's backend or client")                 \
-  X(icmp_too_big_sent, "ICMP frag-needed/packet-too-big sent to clients")                         \
-  X(handoff_out, "packets handed to their owner worker")                                          \
-  X(handoff_in, "packets received from other workers")                                            \
-  X(exception_out, "packets passed to the neighbour/exception path")                              \
-  X(generation_changes, "table generations adopted")                                              \
-  X(idle_sleeps, "idle back-off sleeps")                                                          \
-  X(busy_polls, "RX polls that returned packets")                                                 \
+  X(rx_packets, "packets received")                                                                \
+  X(rx_bytes, "bytes received")                                                                    \
+  X(tx_packets, "packets transmitted")                                                             \
+  X(tx_bytes, "bytes transmitted")                                                                 \
+  X(dropped, "packets dropped (sum of the drop reasons)")                                          \
+  X(flows_created, "flow entries created")                                                         \
+  X(flows_expired, "flow entries expired by idle timeout")                                         \
+  X(flows_evicted, "half-open flow entries evicted under table pressure")                          \
+  X(flows_stale, "flow entries whose backend slot was reincarnated")                               \
+  X(flows_active, "flow entries currently held (gauge)")                                           \
+  X(untracked, "packets forwarded statelessly because the flow table was full")                    \
+  X(arp_replies, "ARP/NA replies sent for own addresses and VIPs")                                 \
+  X(icmp_echo_replies, "ICMP/ICMPv6 echo replies sent")                                            \
+  X(icmp_errors_forwarded, "ICMP errors forwarded to a flow's backend or client")                  \
+  X(icmp_too_big_sent, "ICMP frag-needed/packet-too-big sent to clients")                          \
+  X(handoff_out, "packets handed to their owner worker")                                           \
+  X(handoff_in, "packets received from other workers")                                             \
+  X(exception_out, "packets passed to the neighbour/exception path")                               \
+  X(generation_changes, "table generations adopted")                                               \
+  X(idle_sleeps, "idle back-off sleeps")                                                           \
+  X(busy_polls, "RX polls that returned packets")                                                  \
   X(empty_polls, "RX polls that returned nothing")
 
 namespace sluice {

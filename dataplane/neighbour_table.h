@@ -25,7 +25,9 @@ inline packed_mac pack_mac(const uint8_t* mac) {
   std::memcpy(&v, mac, 6);
   return v | mac_valid_bit;
 }
-inline void unpack_mac(packed_mac v, uint8_t* out) { std::memcpy(out, &v, 6); }
+inline void unpack_mac(packed_mac v, uint8_t* out) {
+  std::memcpy(out, &v, 6);
+}
 
 class neighbour_table {
 public:
@@ -49,8 +51,8 @@ public:
 
   struct entry {
     ip_addr ip;
-    uint64_t mac = 0;    // packed_mac, accessed atomically
-    uint32_t used = 0;   // accessed atomically; set once, never cleared
+    uint64_t mac = 0;  // packed_mac, accessed atomically
+    uint32_t used = 0; // accessed atomically; set once, never cleared
     uint32_t is_static = 0;
   };
   const std::vector<entry>& entries() const { return entries_; }

@@ -41,27 +41,27 @@ struct own_address {
 // driver cannot hash (virtual ports) and to choose full-NAT source ports whose
 // replies land on this worker.
 struct steering_config {
-  bool software = false;           // check ownership in software and hand off
+  bool software = false;             // check ownership in software and hand off
   std::array<uint8_t, 40> rss_key{}; // Toeplitz key programmed into the ports
-  std::vector<uint16_t> reta;      // RSS redirection table: entry → worker id
+  std::vector<uint16_t> reta;        // RSS redirection table: entry → worker id
 };
 
 struct pipeline_config {
   uint16_t worker_id = 0;
   uint16_t n_workers = 1;
-  std::array<uint8_t, 6> mac[2]{};      // own MAC per side
-  std::vector<own_address> addresses;   // own addresses (answer ARP/ND/ping)
-  std::vector<ip_addr> nat_pool;        // full-NAT source addresses (v4 and/or v6)
-  std::vector<ip_addr> gateways[2];     // default next hops per side (v4 and/or v6)
-  ip_prefix encap_src4;                 // outer source prefix for 4in4 / GUE over v4
-  ip_prefix encap_src6;                 // outer source prefix for 6in6, 4in6 / GUE over v6
-  uint16_t mtu = 1500;                  // egress L3 MTU (both sides)
-  uint32_t flow_capacity = 1u << 20;    // per family per worker
-  uint32_t sweep_per_burst = 32;        // flow entries examined per housekeeping call
-  uint16_t nat_port_min = 1024;         // full-NAT source port range
+  std::array<uint8_t, 6> mac[2]{};    // own MAC per side
+  std::vector<own_address> addresses; // own addresses (answer ARP/ND/ping)
+  std::vector<ip_addr> nat_pool;      // full-NAT source addresses (v4 and/or v6)
+  std::vector<ip_addr> gateways[2];   // default next hops per side (v4 and/or v6)
+  ip_prefix encap_src4;               // outer source prefix for 4in4 / GUE over v4
+  ip_prefix encap_src6;               // outer source prefix for 6in6, 4in6 / GUE over v6
+  uint16_t mtu = 1500;                // egress L3 MTU (both sides)
+  uint32_t flow_capacity = 1u << 20;  // per family per worker
+  uint32_t sweep_per_burst = 32;      // flow entries examined per housekeeping call
+  uint16_t nat_port_min = 1024;       // full-NAT source port range
   uint16_t nat_port_max = 65535;
   steering_config steering;
-  int socket_id = 0;                    // NUMA node for the flow tables
+  int socket_id = 0; // NUMA node for the flow tables
 };
 
 // What one process() call produced. Arrays are sized for max_burst inputs.
@@ -90,8 +90,8 @@ public:
   // steering.software is false). The shm_region and neighbour table must
   // outlive the pipeline.
   static result<std::unique_ptr<pipeline>> create(const pipeline_config& cfg, shm_region& shm,
-                                                   const neighbour_table& neighbours,
-                                                   std::vector<rte_ring*> handoff_rings);
+                                                  const neighbour_table& neighbours,
+                                                  std::vector<rte_ring*> handoff_rings);
   ~pipeline();
 
   // Loads the published generation (once per burst) and acknowledges it.

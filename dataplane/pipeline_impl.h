@@ -1,0 +1,128 @@
+// Internals of the worker pipeline (see pipeline.h). Split out so the ICMP/ARP
+// slow paths (pipeline_slow_path.cc) and the fast path (pipeline.cc) share one
+// worker context. Everything here is owned by exactly one worker thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "flow_table.h"
+#include "packet_parse.h"
+#include "pipeline.h"
+#include "shm_region.h"
+#include "table_view.h"
+
+namespace sluice::dp {
+
+// Free full-NAT source ports of one pool address that this worker owns.
+struct nat_port_pool {
+  ip_addr addr;
+  std::vector<uint16_t> free_ports; // network order; used as a stack
+};
+
+class pipeline_impl {
+public:
+  pipeline_impl(const pipeline_config& cfg, shm_region& shm, const neighbour_table& neigh,
+                std::vector<rte_ring*> rings);
+  result<void> init();
+
+  void begin_burst(uint64_t now_tsc);
+  void process(rte_mbuf** pkts, uint16_t n, side rx_side, bool from_handoff, burst_output& out);
+  void housekeeping(uint64_t now_tsc);
+
+  // --- counters (this worker's block in shared memory) ---
+  void drop(rte_mbuf* m, drop_reason r, burst_output& out) {
+    out.dropped[out.n_dropped++] = m;
+    counter_add(ctr_->drops[size_t(r)], 1);
+    counter_add(ctr_->worker[size_t(worker_counter::dropped)], 1);
+  }
+  void count(worker_counter c, uint64_t n = 1) { counter_add(ctr_->worker[size_t(c)], n); }
+  void emit(rte_mbuf* m, side s, burst_output& out) { out.tx[s][out.n_tx[s]++] = m; }
+
+  pipeline_config cfg_;
+  shm_region& shm_;
+  const neighbour_table& neigh_;
+  std::vector<rte_ring*> rings_;
+  bool software_steering_ = false;
+
+  flow_table<flow_key4> ft4_;
+  flow_table<flow_key6> ft6_;
+  std::vector<nat_port_pool> pool4_, pool6_;
+
+  table_view view_;
+  uint64_t gen_ = ~0ull;
+  std::vector<ip_addr> vip_addrs_; // distinct VIP addresses of the current generation
+
+  abi::worker_ack* ack_ = nullptr;
+  abi::worker_counters_block* ctr_ = nullptr;
+  abi::service_counters* svc_ctr_ = nullptr;
+  abi::backend_counters* be_ctr_ = nullptr;
+
+  uint64_t start_tsc_ = 0;
+  uint64_t tsc_per_ms_ = 1;
+  uint32_t now_ms_ = 0;
+  uint32_t sweep_next4_ = 0, sweep_next6_ = 0;
+  uint32_t evict_next4_ = 0, evict_next6_ = 0;
+  bool table_changed_ = false; // an add/del happened in this burst
+
+  // --- fast path (pipeline.cc) ---
+  template <bool V6>
+  void handle_ip(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
+  template <bool V6>
+  void handle_miss(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out);
+  template <bool V6>
+  void new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, side rx, burst_output& out);
+  template <bool V6>
+  void forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
+  template <bool V6>
+  void reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, burst_output& out);
+  // Sends a client→VIP packet to backend slot `b` per `mode`. NAT fields come
+  // from `fe` (nullptr for stateless forwarding).
+  template <bool V6>
+  void to_backend(rte_mbuf* m, const parsed_packet& p, uint32_t b, uint8_t mode, uint32_t hash,
+                  const flow_entry* fe, const abi::service_entry& svc, side rx, burst_output& out);
+  template <bool V6> void release_flow(int32_t pos, bool expired);
+  template <bool V6> bool evict_half_open();
+  template <bool V6> void sweep(uint32_t budget);
+
+  template <bool V6> auto& table() {
+    if constexpr (V6)
+      return ft6_;
+    else
+      return ft4_;
+  }
+  bool expired(const flow_entry& e) const {
+    return uint32_t(now_ms_ - e.last_seen_ms) > e.timeout_ms;
+  }
+  uint32_t timeout_for(const abi::service_entry& s, tcp_state st) const;
+  uint16_t owner_of(const uint8_t* addr, uint8_t family, uint16_t port_be) const;
+  int32_t owner_for_tuple(const parsed_packet& p, const uint8_t* l3) const;
+  bool set_backend_macs(rte_mbuf* m, uint16_t l2_len, uint32_t backend, burst_output& out);
+
+  // --- slow paths (pipeline_slow_path.cc) ---
+  void handle_arp(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out);
+  template <bool V6>
+  void handle_icmp(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out);
+  template <bool V6>
+  void icmp_error(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out);
+  template <bool V6>
+  void send_too_big(rte_mbuf* m, const parsed_packet& p, uint32_t mtu, side rx, burst_output& out);
+  template <bool V6> int32_t icmp_error_owner(const uint8_t* frame, const parsed_packet& p) const;
+  bool is_own_addr(const ip_addr& a) const;
+  bool is_vip_addr(const ip_addr& a) const;
+};
+
+inline ip_addr packet_addr(const uint8_t* l3, uint8_t family, bool dst) {
+  if (family == 4) {
+    uint32_t v;
+    std::memcpy(&v, l3 + (dst ? 16 : 12), 4);
+    return ip_addr::from_v4_be(v);
+  }
+  return ip_addr::from_v6(l3 + (dst ? 24 : 8));
+}
+
+} // namespace sluice::dp
