@@ -179,7 +179,7 @@ int run(const dataplane_options& o) {
 
   std::string lcores;
   for (unsigned l : st.worker_lcores)
-    lcores += (lcores.empty() ? "" : ",") + std::to_string(l);
+    lcores += fmt::format("{}{}", lcores.empty() ? "" : ",", l);
   std::printf("%s: instance %s, shm %s (%s), %u worker(s) on lcore(s) %s, %s layout, "
               "steering %s, idle %s\n",
               prog, o.instance.c_str(), path.c_str(), shm.created() ? "created" : "attached",
