@@ -205,6 +205,7 @@ int run(const dataplane_options& o) {
   std::printf("%s: stopping; neighbour requests sent %lu, neighbours learned %lu\n", prog,
               static_cast<unsigned long>(nm.requests_sent()),
               static_cast<unsigned long>(nm.learned()));
+  nm.print_stats();
   for (uint16_t port : st.ports)
     shutdown_port(port);
   for (auto& pl : st.pipelines)

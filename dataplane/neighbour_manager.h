@@ -62,6 +62,9 @@ public:
   // gateway of the family).
   std::optional<ip_addr> next_hop(const ip_addr& dst, side s) const;
 
+  // One line of summed worker counters and non-zero drop reasons on stdout.
+  void print_stats() const;
+
   uint64_t requests_sent() const { return requests_sent_; }
   uint64_t learned() const { return learned_; }
 
@@ -70,7 +73,6 @@ private:
   void refresh(uint64_t now_ns);
   void want(const ip_addr& next_hop, side s, uint64_t now_ns);
   void send_request(const ip_addr& target, side s);
-  void print_stats() const;
   bool on_side(const own_address& a, side s) const { return !cfg_.two_armed || a.on == s; }
 
   neighbour_manager_config cfg_;
