@@ -88,11 +88,13 @@ bool maglev_populate(std::span<const maglev_backend> backends, uint32_t m, uint3
   std::vector<const maglev_backend*> order;
   order.reserve(backends.size());
   uint64_t max_w = 0, sum_w = 0;
+  uint32_t min_w = UINT32_MAX;
   for (const maglev_backend& b : backends) {
     if (b.weight == 0)
       continue;
     order.push_back(&b);
     max_w = std::max<uint64_t>(max_w, b.weight);
+    min_w = std::min(min_w, b.weight);
     sum_w += b.weight;
   }
   if (order.empty() || order.size() > m)
@@ -103,6 +105,7 @@ bool maglev_populate(std::span<const maglev_backend> backends, uint32_t m, uint3
   });
 
   const uint32_t n = uint32_t(order.size());
+  const bool all_equal = min_w == max_w;
   // By round r, backend i has claimed at least floor(r * w_i / max_w) entries,
   // so the table is full once r * sum_w / max_w - n >= m. Turns due later than
   // that bound can never happen and are not queued.
@@ -155,6 +158,52 @@ bool maglev_populate(std::span<const maglev_backend> backends, uint32_t m, uint3
   end_phase = std::min(end_phase / 2, m);
   std::vector<uint32_t> free_entries;
   const barrett mod_m(m);
+  // One turn of walker k: its most preferred free entry.
+  auto claim = [&](walker& k) {
+    uint32_t c = k.pos;
+    if (m - filled > end_phase) {
+      while (taken[c >> 6] >> (c & 63) & 1) {
+        c += k.skip;
+        if (c >= m)
+          c -= m;
+      }
+      taken[c >> 6] |= uint64_t(1) << (c & 63);
+    } else {
+      if (free_entries.empty())
+        for (uint32_t e = 0; e < m; ++e)
+          if (!(taken[e >> 6] >> (e & 63) & 1))
+            free_entries.push_back(e);
+      if (k.inv_skip == 0)
+        k.inv_skip = mod_inverse(k.skip, m);
+      size_t best = 0;
+      uint64_t best_steps = UINT64_MAX;
+      for (size_t f = 0; f < free_entries.size(); ++f) {
+        const uint32_t e = free_entries[f];
+        const uint64_t diff = e >= c ? e - c : uint64_t(e) + m - c;
+        const uint64_t steps = mod_m.reduce(diff * k.inv_skip);
+        if (steps < best_steps) {
+          best_steps = steps;
+          best = f;
+        }
+      }
+      c = free_entries[best];
+      free_entries[best] = free_entries.back();
+      free_entries.pop_back();
+    }
+    out[c] = k.slot;
+    ++filled;
+    c += k.skip;
+    if (c >= m)
+      c -= m;
+    k.pos = c;
+  };
+  if (all_equal) {
+    // Every backend is due every round: plain round robin in identity order.
+    while (filled < m)
+      for (uint32_t i = 0; i < n && filled < m; ++i)
+        claim(w[i]);
+    return true;
+  }
   std::vector<uint32_t> turn; // the backends due this round, in identity order
   std::vector<uint64_t> due_bits((n + 63) / 64, 0);
   for (uint64_t round = 1; round <= last_round && filled < m; ++round) {
@@ -174,42 +223,7 @@ bool maglev_populate(std::span<const maglev_backend> backends, uint32_t m, uint3
       if (filled == m)
         break;
       walker& k = w[i];
-      uint32_t c = k.pos;
-      if (m - filled > end_phase) {
-        while (taken[c >> 6] >> (c & 63) & 1) {
-          c += k.skip;
-          if (c >= m)
-            c -= m;
-        }
-        taken[c >> 6] |= uint64_t(1) << (c & 63);
-      } else {
-        if (free_entries.empty())
-          for (uint32_t e = 0; e < m; ++e)
-            if (!(taken[e >> 6] >> (e & 63) & 1))
-              free_entries.push_back(e);
-        if (k.inv_skip == 0)
-          k.inv_skip = mod_inverse(k.skip, m);
-        size_t best = 0;
-        uint64_t best_steps = UINT64_MAX;
-        for (size_t f = 0; f < free_entries.size(); ++f) {
-          const uint32_t e = free_entries[f];
-          const uint64_t diff = e >= c ? e - c : uint64_t(e) + m - c;
-          const uint64_t steps = mod_m.reduce(diff * k.inv_skip);
-          if (steps < best_steps) {
-            best_steps = steps;
-            best = f;
-          }
-        }
-        c = free_entries[best];
-        free_entries[best] = free_entries.back();
-        free_entries.pop_back();
-      }
-      out[c] = k.slot;
-      ++filled;
-      c += k.skip;
-      if (c >= m)
-        c -= m;
-      k.pos = c;
+      claim(k);
       // target += max_w, in quotient/remainder form.
       k.due_q += k.step_q;
       k.due_r += k.step_r;
