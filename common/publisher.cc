@@ -114,6 +114,10 @@ result<uint64_t> publisher::publish(const std::vector<service_config>& services,
     return r.err();
   // 3. Publish: the slot's contents happen-before any acquire that sees ng.
   store_release(h.generation, ng);
+  // Pairs with the fence a worker runs between setting `live` and loading the
+  // generation (table_reader): either the worker's first load sees ng, or our
+  // later loads of `live` see the worker and wait for its acknowledgement.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   heartbeat();
   // 4. Wait for the workers to switch.
   if (!poll_until([&] { return lagging_workers(ng).empty(); }, ack_timeout))
@@ -125,8 +129,13 @@ result<uint64_t> publisher::publish(const std::vector<service_config>& services,
 
 table_reader::table_reader(const shm_region& region, uint32_t worker)
     : region_(region), worker_(worker) {
-  refresh();
+  // Become live before loading the generation (store, full fence, load): a
+  // publisher that does not see us yet has not published past what we load.
+  store_release(region_.worker_ack(worker_)->acked_generation,
+                load_acquire(region_.header()->generation));
   store_release(region_.worker_ack(worker_)->live, 1u);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  refresh();
 }
 
 table_reader::~table_reader() {

@@ -9,6 +9,9 @@
 //   3. store-releases header.generation = g + 1;
 //   4. waits until every live worker acknowledges g + 1, or reports which did
 //      not (the publication stands: they will pick it up on their next burst).
+// A worker that starts sets acked_generation to the current generation, then
+// live = 1, then runs a seq_cst fence before its first load of the generation
+// (table_reader does this; the publisher fences after storing a generation).
 // A worker is live when its worker_ack.live is non-zero AND the dataplane
 // process recorded in header.procs.dp_pid exists: the workers of a dead
 // dataplane never block a publication.
