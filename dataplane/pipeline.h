@@ -41,9 +41,17 @@ struct own_address {
 // driver cannot hash (virtual ports) and to choose full-NAT source ports whose
 // replies land on this worker.
 struct steering_config {
-  bool software = false;             // check ownership in software and hand off
-  std::array<uint8_t, 40> rss_key{}; // Toeplitz key programmed into the ports
-  std::vector<uint16_t> reta;        // RSS redirection table: entry → worker id
+  // Informational: whether the ports' own RSS could not be used. With more than
+  // one worker the pipeline always verifies ownership in software (the owner is
+  // a function of the client's address and port, which a 5-tuple RSS does not
+  // compute) and hands misdelivered packets to their owner.
+  bool software = false;
+  // Toeplitz key; the default is the well-known key of the Microsoft RSS spec.
+  std::array<uint8_t, 40> rss_key = {0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67,
+                                     0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb,
+                                     0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30,
+                                     0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa};
+  std::vector<uint16_t> reta; // redirection table: entry → worker id (default i % workers)
 };
 
 struct pipeline_config {

@@ -16,6 +16,7 @@
 #include <rte_eal.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_ring.h>
 
 #include "neighbour_table.h"
 #include "packet_builder.h"
@@ -87,29 +88,44 @@ inline dp::pipeline_config default_pipeline_config() {
 
 class harness {
 public:
+  // `workers` > 1 builds that many pipelines sharing the tables, with one
+  // handoff ring each, the way sluice-dataplane runs several worker cores.
   explicit harness(const std::vector<service_config>& services,
-                   dp::pipeline_config cfg = default_pipeline_config())
+                   dp::pipeline_config cfg = default_pipeline_config(), uint16_t workers = 1)
       : neigh_(64, abi::default_capacities.max_backends) {
     ensure_eal();
     static std::atomic<int> seq{0};
-    path_ = "/dev/shm/sluice-ptest-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
+    int id = seq++;
+    path_ = "/dev/shm/sluice-ptest-" + std::to_string(getpid()) + "-" + std::to_string(id);
     auto r = shm_region::create_or_attach(path_, abi::default_capacities);
     if (!r)
       throw std::runtime_error(r.error_message());
     shm_ = std::make_unique<shm_region>(std::move(r.value()));
     pub_ = std::make_unique<publisher>(*shm_);
     publish(services);
-    static std::atomic<int> worker_seq{0};
-    cfg.worker_id = uint16_t(worker_seq++ % abi::default_capacities.max_workers);
-    auto p = dp::pipeline::create(cfg, *shm_, neigh_, {});
-    if (!p)
-      throw std::runtime_error(p.error_message());
-    pl_ = std::move(p.value());
-    worker_ = cfg.worker_id;
+    std::vector<rte_ring*> rings;
+    if (workers > 1)
+      for (uint16_t w = 0; w < workers; ++w) {
+        std::string name = "ptest_ring_" + std::to_string(id) + "_" + std::to_string(w);
+        rte_ring* ring = rte_ring_create(name.c_str(), 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+        if (!ring)
+          throw std::runtime_error("ring creation failed");
+        rings_.push_back(ring);
+      }
+    cfg.n_workers = workers;
+    for (uint16_t w = 0; w < workers; ++w) {
+      cfg.worker_id = w;
+      auto p = dp::pipeline::create(cfg, *shm_, neigh_, rings_);
+      if (!p)
+        throw std::runtime_error(p.error_message());
+      pl_.push_back(std::move(p.value()));
+    }
     base_tsc_ = rte_rdtsc();
   }
   ~harness() {
-    pl_.reset();
+    pl_.clear();
+    for (rte_ring* r : rings_)
+      rte_ring_free(r);
     pub_.reset();
     shm_.reset();
     unlink(path_.c_str());
@@ -132,7 +148,8 @@ public:
   }
 
   // Runs one burst. `at_s` is the time since the harness started, in seconds.
-  run_result run(const std::vector<bytes>& frames, dp::side rx = dp::client_side, double at_s = 0) {
+  run_result run(const std::vector<bytes>& frames, dp::side rx = dp::client_side, double at_s = 0,
+                 uint16_t worker = 0) {
     std::vector<rte_mbuf*> in;
     for (const bytes& f : frames) {
       rte_mbuf* m = rte_pktmbuf_alloc(test_pool());
@@ -144,11 +161,28 @@ public:
       std::memcpy(d, f.data(), f.size());
       in.push_back(m);
     }
+    return run_mbufs(in, rx, at_s, worker, false);
+  }
+
+  // Processes what other workers handed to `worker`.
+  run_result drain_handoff(uint16_t worker, double at_s = 0) {
+    std::vector<rte_mbuf*> in(dp::max_burst);
+    unsigned n = rte_ring_sc_dequeue_burst(rings_.at(worker), reinterpret_cast<void**>(in.data()),
+                                           dp::max_burst, nullptr);
+    in.resize(n);
+    return run_mbufs(in, dp::client_side, at_s, worker, true);
+  }
+
+  unsigned handoff_pending(uint16_t worker) const { return rte_ring_count(rings_.at(worker)); }
+
+  run_result run_mbufs(std::vector<rte_mbuf*>& in, dp::side rx, double at_s, uint16_t worker,
+                       bool from_handoff) {
     uint64_t now = base_tsc_ + uint64_t(at_s * double(rte_get_tsc_hz()));
-    pl_->begin_burst(now);
+    dp::pipeline& pl = *pl_.at(worker);
+    pl.begin_burst(now);
     dp::burst_output out;
-    pl_->process(in.data(), uint16_t(in.size()), rx, false, out);
-    pl_->housekeeping(now);
+    pl.process(in.data(), uint16_t(in.size()), rx, from_handoff, out);
+    pl.housekeeping(now);
     run_result r;
     for (int s = 0; s < 2; ++s)
       for (uint16_t i = 0; i < out.n_tx[s]; ++i) {
@@ -169,17 +203,23 @@ public:
   // Housekeeping only (expiry sweep) at time `at_s`.
   void tick(double at_s) {
     uint64_t now = base_tsc_ + uint64_t(at_s * double(rte_get_tsc_hz()));
-    pl_->begin_burst(now);
-    for (int i = 0; i < 64; ++i)
-      pl_->housekeeping(now);
+    for (auto& pl : pl_) {
+      pl->begin_burst(now);
+      for (int i = 0; i < 64; ++i)
+        pl->housekeeping(now);
+    }
   }
 
-  uint64_t drop_count(drop_reason r) const { return shm_->counters(worker_)->drops[size_t(r)]; }
-  uint64_t counter(worker_counter c) const { return shm_->counters(worker_)->worker[size_t(c)]; }
-  std::array<uint64_t, drop_reason_count> drops() const {
+  uint64_t drop_count(drop_reason r, uint16_t w = 0) const {
+    return shm_->counters(w)->drops[size_t(r)];
+  }
+  uint64_t counter(worker_counter c, uint16_t w = 0) const {
+    return shm_->counters(w)->worker[size_t(c)];
+  }
+  std::array<uint64_t, drop_reason_count> drops(uint16_t w = 0) const {
     std::array<uint64_t, drop_reason_count> a;
     for (size_t i = 0; i < drop_reason_count; ++i)
-      a[i] = shm_->counters(worker_)->drops[i];
+      a[i] = shm_->counters(w)->drops[i];
     return a;
   }
   // Backend slot of `addr` in the current generation, or -1.
@@ -192,7 +232,7 @@ public:
     return -1;
   }
   const abi::backend_counters& backend_stats(int32_t slot) const {
-    return shm_->backend_stats(worker_)[slot];
+    return shm_->backend_stats(0)[slot];
   }
   shm_region& shm() { return *shm_; }
 
@@ -201,8 +241,8 @@ private:
   std::unique_ptr<shm_region> shm_;
   std::unique_ptr<publisher> pub_;
   dp::neighbour_table neigh_;
-  std::unique_ptr<dp::pipeline> pl_;
-  uint32_t worker_ = 0;
+  std::vector<std::unique_ptr<dp::pipeline>> pl_;
+  std::vector<rte_ring*> rings_;
   uint64_t base_tsc_ = 0;
 };
 
