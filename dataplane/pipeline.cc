@@ -775,7 +775,19 @@ void pipeline::count_poll(bool empty) {
 void pipeline::set_live(bool live) {
   abi::worker_ack* a = impl_->ack_;
   store_relaxed(a->lcore, uint32_t(rte_lcore_id()));
-  store_release(a->live, live ? 1u : 0u);
+  if (live) {
+    // Pairs with the publisher's fence after it stores a generation: either
+    // the publisher sees this worker live (and waits for its acknowledgement)
+    // or this worker's next begin_burst sees the newest generation. Without the
+    // fence, the store of `live` could pass the load of `generation` and the
+    // worker could read a slot the publisher is rewriting.
+    store_release(a->acked_generation, load_acquire(impl_->shm_.header()->generation));
+    store_release(a->live, 1u);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    impl_->gen_ = ~0ull; // re-read and re-acknowledge on the next burst
+  } else {
+    store_release(a->live, 0u);
+  }
 }
 uint64_t pipeline::flows_active() const {
   return load_relaxed(impl_->ctr_->worker[size_t(worker_counter::flows_active)]);
