@@ -15,8 +15,8 @@ namespace sluice {
 
 struct backend_config {
   ip_addr addr;
-  uint16_t port = 0;    // 0 = the service's port
-  uint16_t weight = 1;  // 0 = drain: keeps its flows, gets no new ones
+  uint16_t port = 0;   // 0 = the service's port
+  uint16_t weight = 1; // 0 = drain: keeps its flows, gets no new ones
   abi::backend_state state = abi::backend_state::up;
 };
 

@@ -58,24 +58,24 @@ inline constexpr capacities default_capacities{256, 4096, 4u * 1024 * 1024, 32};
 // A service (virtual server). Index in the slot's service array is stable for
 // the service's lifetime so its counters keep their meaning across generations.
 struct service_entry {
-  uint8_t vip[16];         // network order, IPv4-mapped for v4
-  uint16_t port;           // host order
-  uint8_t proto;           // IPPROTO_TCP or IPPROTO_UDP
-  uint8_t family;          // 4 or 6 (ip_family)
-  uint8_t mode;            // fwd_mode
-  uint8_t scheduler;       // scheduler_kind
-  uint16_t flags;          // service_in_use, ...
-  uint32_t timeout_syn_s;  // idle timeouts per flow state, seconds
+  uint8_t vip[16];        // network order, IPv4-mapped for v4
+  uint16_t port;          // host order
+  uint8_t proto;          // IPPROTO_TCP or IPPROTO_UDP
+  uint8_t family;         // 4 or 6 (ip_family)
+  uint8_t mode;           // fwd_mode
+  uint8_t scheduler;      // scheduler_kind
+  uint16_t flags;         // service_in_use, ...
+  uint32_t timeout_syn_s; // idle timeouts per flow state, seconds
   uint32_t timeout_est_s;
   uint32_t timeout_fin_s;
   uint32_t timeout_udp_s;
-  uint32_t lookup_offset;  // first entry of the Maglev table in the slot's lookup pool
-  uint32_t lookup_size;    // M (prime); 0 when no backend accepts new flows
-  uint32_t backend_count;  // backends of this service (any state)
-  uint16_t gue_port;       // dsr-gue destination UDP port, host order
+  uint32_t lookup_offset; // first entry of the Maglev table in the slot's lookup pool
+  uint32_t lookup_size;   // M (prime); 0 when no backend accepts new flows
+  uint32_t backend_count; // backends of this service (any state)
+  uint16_t gue_port;      // dsr-gue destination UDP port, host order
   uint16_t reserved0;
   uint32_t reserved1;
-  uint32_t reserved2;      // pads to 64 so `reserved` starts where the asserts say
+  uint32_t reserved2; // pads to 64 so `reserved` starts where the asserts say
   uint8_t reserved[64];
 };
 static_assert(sizeof(service_entry) == 128);
@@ -97,14 +97,14 @@ static_assert(offsetof(service_entry, reserved) == 64);
 // whenever a slot is given to a different backend, which lets the dataplane
 // recognise flow entries that point at a removed backend.
 struct backend_entry {
-  uint8_t addr[16];      // network order, IPv4-mapped for v4
-  uint16_t port;         // host order; 0 = the service's port
-  uint16_t weight;       // 0 = drain: no new flows
-  uint8_t state;         // backend_state
-  uint8_t family;        // 4 or 6
-  uint16_t service;      // owning service index
-  uint32_t incarnation;  // never 0 for an in-use slot
-  uint32_t flags;        // backend_in_use
+  uint8_t addr[16];     // network order, IPv4-mapped for v4
+  uint16_t port;        // host order; 0 = the service's port
+  uint16_t weight;      // 0 = drain: no new flows
+  uint8_t state;        // backend_state
+  uint8_t family;       // 4 or 6
+  uint16_t service;     // owning service index
+  uint32_t incarnation; // never 0 for an in-use slot
+  uint32_t flags;       // backend_in_use
   uint8_t reserved[32];
 };
 static_assert(sizeof(backend_entry) == 64);
@@ -121,7 +121,7 @@ static_assert(offsetof(backend_entry, flags) == 28);
 // (vip, port, proto); service_plus1 == 0 marks an empty entry.
 struct vip_index_entry {
   uint8_t vip[16];
-  uint16_t port;  // host order
+  uint16_t port; // host order
   uint8_t proto;
   uint8_t reserved0;
   uint32_t service_plus1;
@@ -131,14 +131,14 @@ static_assert(offsetof(vip_index_entry, port) == 16);
 static_assert(offsetof(vip_index_entry, service_plus1) == 20);
 
 struct slot_header {
-  uint64_t generation;        // generation this slot holds
-  uint32_t service_limit;     // highest in-use service index + 1
-  uint32_t backend_limit;     // highest in-use backend slot + 1
-  uint32_t lookup_used;       // lookup pool entries in use
-  uint32_t vip_index_mask;    // vip index capacity - 1
-  uint32_t flags;             // slot_has_nat, slot_has_dnat
+  uint64_t generation;     // generation this slot holds
+  uint32_t service_limit;  // highest in-use service index + 1
+  uint32_t backend_limit;  // highest in-use backend slot + 1
+  uint32_t lookup_used;    // lookup pool entries in use
+  uint32_t vip_index_mask; // vip index capacity - 1
+  uint32_t flags;          // slot_has_nat, slot_has_dnat
   uint32_t reserved0;
-  uint64_t published_ns;      // CLOCK_REALTIME of publication
+  uint64_t published_ns; // CLOCK_REALTIME of publication
   uint8_t reserved[24];
 };
 static_assert(sizeof(slot_header) == 64);
@@ -150,7 +150,7 @@ struct process_info {
   uint64_t cp_heartbeat_ns; // CLOCK_MONOTONIC
   uint64_t dp_heartbeat_ns;
   uint64_t dp_start_ns;
-  uint32_t dp_workers;      // workers the running dataplane uses
+  uint32_t dp_workers; // workers the running dataplane uses
   uint32_t reserved0;
   uint8_t reserved[24];
 };
@@ -159,7 +159,7 @@ static_assert(sizeof(process_info) == 64);
 // One per worker, in its own cache line: only that worker writes it.
 struct worker_ack {
   uint64_t acked_generation;
-  uint32_t live;     // 1 while the worker runs
+  uint32_t live; // 1 while the worker runs
   uint32_t lcore;
   uint64_t heartbeat_ns;
   uint8_t reserved[40];
@@ -167,29 +167,29 @@ struct worker_ack {
 static_assert(sizeof(worker_ack) == 64);
 
 struct shm_header {
-  uint64_t magic;                // 0
-  uint16_t version_major;        // 8
-  uint16_t version_minor;        // 10
-  uint32_t header_size;          // 12: sizeof(shm_header)
-  uint64_t total_size;           // 16
-  capacities caps;               // 24
-  uint32_t service_entry_size;   // 40
-  uint32_t backend_entry_size;   // 44
-  uint32_t vip_entry_size;       // 48
-  uint32_t slot_header_size;     // 52
-  uint32_t worker_stats_size;    // 56
-  uint32_t drop_reasons;         // 60: counters in the drop list (names must match)
-  uint64_t slot_offset[2];       // 64
-  uint64_t slot_size;            // 80
-  uint64_t worker_ack_offset;    // 88
-  uint64_t stats_offset;         // 96
-  uint32_t worker_counters;      // 104
-  uint32_t vip_index_capacity;   // 108
-  uint8_t reserved0[16];         // 112
-  process_info procs;            // 128
-  uint64_t generation;           // 192: publication word, own cache line
-  uint8_t reserved1[56];         // 200
-  uint8_t reserved2[256];        // 256..511
+  uint64_t magic;              // 0
+  uint16_t version_major;      // 8
+  uint16_t version_minor;      // 10
+  uint32_t header_size;        // 12: sizeof(shm_header)
+  uint64_t total_size;         // 16
+  capacities caps;             // 24
+  uint32_t service_entry_size; // 40
+  uint32_t backend_entry_size; // 44
+  uint32_t vip_entry_size;     // 48
+  uint32_t slot_header_size;   // 52
+  uint32_t worker_stats_size;  // 56
+  uint32_t drop_reasons;       // 60: counters in the drop list (names must match)
+  uint64_t slot_offset[2];     // 64
+  uint64_t slot_size;          // 80
+  uint64_t worker_ack_offset;  // 88
+  uint64_t stats_offset;       // 96
+  uint32_t worker_counters;    // 104
+  uint32_t vip_index_capacity; // 108
+  uint8_t reserved0[16];       // 112
+  process_info procs;          // 128
+  uint64_t generation;         // 192: publication word, own cache line
+  uint8_t reserved1[56];       // 200
+  uint8_t reserved2[256];      // 256..511
 };
 static_assert(sizeof(shm_header) == 512);
 static_assert(offsetof(shm_header, caps) == 24);
@@ -201,13 +201,13 @@ static_assert(offsetof(shm_header, generation) == 192);
 // Per-worker statistics. Counters are monotonic except the *_active gauges,
 // which the owning worker increments and decrements; readers sum over workers.
 struct service_counters {
-  uint64_t packets;       // client → backend direction
+  uint64_t packets; // client → backend direction
   uint64_t bytes;
   uint64_t reply_packets; // backend → client through the balancer (NAT modes)
   uint64_t reply_bytes;
   uint64_t new_flows;
-  uint64_t no_backend;    // new flows refused: no backend accepts them
-  uint64_t active_flows;  // gauge
+  uint64_t no_backend;   // new flows refused: no backend accepts them
+  uint64_t active_flows; // gauge
   uint64_t reserved;
 };
 static_assert(sizeof(service_counters) == 64);
@@ -216,10 +216,10 @@ struct backend_counters {
   uint64_t packets;
   uint64_t bytes;
   uint64_t new_flows;
-  uint64_t active_flows;        // gauge
-  uint64_t syn_unanswered;      // NAT modes: SYN entries that expired without SYN-ACK
-  uint64_t rst_from_backend;    // NAT modes: RSTs sent by the backend
-  uint64_t icmp_unreachable;    // ICMP unreachable about this backend's flows
+  uint64_t active_flows;     // gauge
+  uint64_t syn_unanswered;   // NAT modes: SYN entries that expired without SYN-ACK
+  uint64_t rst_from_backend; // NAT modes: RSTs sent by the backend
+  uint64_t icmp_unreachable; // ICMP unreachable about this backend's flows
   uint64_t reserved;
 };
 static_assert(sizeof(backend_counters) == 64);
@@ -242,13 +242,15 @@ struct layout {
   uint64_t lookup_offset_in_slot;
   uint64_t stats_offset;
   uint64_t worker_stats_size;
-  uint64_t counters_size;          // worker_counters_block padded to a cache line
-  uint64_t services_stats_offset;  // within a worker's stats block
+  uint64_t counters_size;         // worker_counters_block padded to a cache line
+  uint64_t services_stats_offset; // within a worker's stats block
   uint64_t backends_stats_offset;
   uint64_t total_size;
 };
 
-constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+constexpr uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
 constexpr uint64_t next_pow2(uint64_t v) {
   uint64_t p = 1;

@@ -26,8 +26,7 @@ public:
 
   // Creates the object at `path` or, when it exists, attaches to it and checks
   // that it has the given capacities. `created()` tells which happened.
-  static result<shm_region> create_or_attach(const std::string& path,
-                                             const abi::capacities& caps);
+  static result<shm_region> create_or_attach(const std::string& path, const abi::capacities& caps);
   // Attaches to an existing object; its capacities are taken from its header.
   static result<shm_region> attach(const std::string& path);
   // Default path for an instance name: /dev/hugepages/sluice-NAME when hugetlbfs
@@ -54,12 +53,10 @@ public:
     return reinterpret_cast<abi::worker_counters_block*>(stats_base(w));
   }
   abi::service_counters* service_stats(uint32_t w) const {
-    return reinterpret_cast<abi::service_counters*>(stats_base(w) +
-                                                    layout_.services_stats_offset);
+    return reinterpret_cast<abi::service_counters*>(stats_base(w) + layout_.services_stats_offset);
   }
   abi::backend_counters* backend_stats(uint32_t w) const {
-    return reinterpret_cast<abi::backend_counters*>(stats_base(w) +
-                                                    layout_.backends_stats_offset);
+    return reinterpret_cast<abi::backend_counters*>(stats_base(w) + layout_.backends_stats_offset);
   }
 
 private:
