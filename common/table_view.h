@@ -40,7 +40,10 @@ struct table_view {
   int32_t pick_backend(const abi::service_entry& s, uint64_t flow_hash) const {
     if (s.lookup_size == 0)
       return -1;
-    return int32_t(lookup[s.lookup_offset + uint32_t(flow_hash % s.lookup_size)]);
+    // Lemire's multiply-shift range reduction of the low 32 bits instead of a
+    // 64-bit division (about 40 cycles); equally uniform for M < 2^32.
+    uint32_t i = uint32_t((uint64_t(uint32_t(flow_hash)) * s.lookup_size) >> 32);
+    return int32_t(lookup[s.lookup_offset + i]);
   }
 };
 

@@ -3,19 +3,18 @@
 #include <fmt/format.h>
 
 #include <rte_errno.h>
+#include <rte_hash_crc.h>
 #include <rte_malloc.h>
-
-#include "flow_hash.h"
 
 namespace sluice::dp {
 
 namespace {
 
-// Same mixing as the Maglev/VIP hashes: good spread without a CRC dependency,
-// so the table behaves the same on every CPU.
+// The table's own hash only has to be good and fast within this process:
+// CRC32-C (SSE4.2 / ARMv8 CRC instructions through rte_hash_crc). Hashes that
+// must agree across machines (Maglev) use flow_hash.h instead.
 uint32_t flow_key_hash(const void* key, uint32_t len, uint32_t seed) {
-  uint64_t h = hash_bytes(static_cast<const uint8_t*>(key), len, seed);
-  return uint32_t(h ^ (h >> 32));
+  return rte_hash_crc(key, len, seed);
 }
 
 } // namespace
@@ -27,6 +26,8 @@ template <typename Key> flow_table<Key>::~flow_table() {
     rte_free(qsbr_);
   if (entries_)
     rte_free(entries_);
+  if (keys_)
+    rte_free(keys_);
 }
 
 template <typename Key>
@@ -50,6 +51,11 @@ result<void> flow_table<Key>::init(const char* name, uint32_t capacity, int sock
   if (!entries_)
     return make_error(fmt::format("flow table {}: cannot allocate {} MiB of flow entries", name,
                                   sizeof(flow_entry) * capacity_ >> 20));
+  keys_ = static_cast<Key*>(rte_zmalloc_socket(name, sizeof(Key) * (size_t(capacity_) + 64),
+                                               RTE_CACHE_LINE_SIZE, socket_id));
+  if (!keys_)
+    return make_error(fmt::format("flow table {}: cannot allocate {} MiB of flow keys", name,
+                                  sizeof(Key) * capacity_ >> 20));
   size_t qsbr_size = rte_rcu_qsbr_get_memsize(flow_table_max_readers);
   qsbr_ = static_cast<rte_rcu_qsbr*>(
       rte_zmalloc_socket(name, qsbr_size, RTE_CACHE_LINE_SIZE, socket_id));

@@ -9,7 +9,9 @@
 // address or client, ports) is a `reply` entry pointing at it. A lookup with the
 // packet's own 5-tuple therefore finds either kind.
 //
-// Trade-offs: deleted positions are recycled through DPDK's RCU defer queue
+// Trade-offs: a copy of every key is kept by position (16 or 40 bytes per
+// entry) so the reply path and deletions reach the flow's key without a second
+// hash search. Deleted positions are recycled through DPDK's RCU defer queue
 // (QSBR), so a reader never sees a position reused under it; with no reader
 // registered they are reclaimed at once. Inserts fail only when the table is
 // truly full (extendable buckets); the pipeline then evicts a half-open entry
@@ -65,7 +67,8 @@ struct flow_entry {
   uint16_t nat_port;     // full NAT: local source port, network order
   uint16_t nat_addr_idx; // full NAT: index into the worker's pool addresses
   uint8_t nat_addr[16];  // full NAT: local source address (v4 in the first 4 bytes)
-  uint8_t reserved[8];
+  uint8_t live;          // forward entry in use (the sweep walks positions)
+  uint8_t reserved[7];
 };
 static_assert(sizeof(flow_entry) == 64);
 
@@ -85,26 +88,24 @@ public:
   }
   int32_t lookup(const Key& k) const { return rte_hash_lookup(h_, &k); }
   // Returns the position, or a negative errno (-ENOSPC when full).
-  int32_t add(const Key& k) { return rte_hash_add_key(h_, &k); }
-  void del(const Key& k) { rte_hash_del_key(h_, &k); }
-  const Key* key_at(int32_t pos) const {
-    void* k = nullptr;
-    if (rte_hash_get_key_with_position(h_, pos, &k) < 0)
-      return nullptr;
-    return static_cast<const Key*>(k);
-  }
-  // Iterates positions for the sweep; returns the position or -ENOENT at the end.
-  int32_t iterate(const Key** key, uint32_t* next) const {
-    const void* k;
-    void* data;
-    int32_t pos = rte_hash_iterate(h_, &k, &data, next);
-    *key = static_cast<const Key*>(k);
+  int32_t add(const Key& k) {
+    int32_t pos = rte_hash_add_key(h_, &k);
+    if (pos >= 0)
+      keys_[pos] = k;
     return pos;
   }
+  void del(const Key& k) { rte_hash_del_key(h_, &k); }
+  // The key stored at a position. A copy kept beside the entries: DPDK's
+  // rte_hash_get_key_with_position re-hashes and re-searches the key to verify
+  // it, which the reply path cannot afford.
+  const Key& key_at(int32_t pos) const { return keys_[pos]; }
+  const Key* key_ptr(int32_t pos) const { return &keys_[pos]; }
 
   flow_entry& entry(int32_t pos) { return entries_[pos]; }
   const flow_entry& entry(int32_t pos) const { return entries_[pos]; }
   uint32_t capacity() const { return capacity_; }
+  // Positions are 0..positions()-1.
+  uint32_t positions() const { return capacity_ + 1; }
   int32_t count() const { return rte_hash_count(h_); }
   rte_hash* handle() const { return h_; }
   rte_rcu_qsbr* qsbr() const { return qsbr_; }
@@ -113,6 +114,7 @@ private:
   rte_hash* h_ = nullptr;
   rte_rcu_qsbr* qsbr_ = nullptr;
   flow_entry* entries_ = nullptr;
+  Key* keys_ = nullptr;
   uint32_t capacity_ = 0;
 };
 

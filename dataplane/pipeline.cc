@@ -180,7 +180,6 @@ void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_hand
   uint64_t rx_bytes = 0;
   if (n > max_burst)
     n = max_burst;
-  table_changed_ = false;
 
   if (n)
     rte_prefetch0(rte_pktmbuf_mtod(pkts[0], void*));
@@ -255,22 +254,35 @@ void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_hand
   if (from_handoff)
     count(worker_counter::handoff_in, n);
 
-  if (n4) {
-    ft4_.lookup_bulk(keys4, n4, pos4);
-    for (uint32_t j = 0; j < n4; ++j) {
-      if (table_changed_)
-        pos4[j] = ft4_.lookup(k4[j]);
-      handle_ip<false>(m4[j], pp[idx4[j]], pos4[j], rx, out);
+  if (n4)
+    lookup_and_handle<false>(keys4, k4, m4, pp, idx4, pos4, n4, rx, out);
+  if (n6)
+    lookup_and_handle<true>(keys6, k6, m6, pp, idx6, pos6, n6, rx, out);
+}
+
+template <bool V6, typename Key>
+void pipeline_impl::lookup_and_handle(const Key** keys, Key* k, rte_mbuf** m,
+                                      const parsed_packet* pp, const uint16_t* idx, int32_t* pos,
+                                      uint32_t n, side rx, burst_output& out) {
+  auto& ft = table<V6>();
+  ft.lookup_bulk(keys, n, pos);
+  // Flow entries live in a large array: fetch every hit's line, and for
+  // replies the forward entry and key they point at, before touching any.
+  for (uint32_t j = 0; j < n; ++j)
+    if (pos[j] >= 0)
+      rte_prefetch0(&ft.entry(pos[j]));
+  for (uint32_t j = 0; j < n; ++j)
+    if (pos[j] >= 0 && ft.entry(pos[j]).kind == flow_kind::reply) {
+      rte_prefetch0(&ft.entry(int32_t(ft.entry(pos[j]).peer)));
+      rte_prefetch0(ft.key_ptr(int32_t(ft.entry(pos[j]).peer)));
     }
-  }
-  table_changed_ = false;
-  if (n6) {
-    ft6_.lookup_bulk(keys6, n6, pos6);
-    for (uint32_t j = 0; j < n6; ++j) {
-      if (table_changed_)
-        pos6[j] = ft6_.lookup(k6[j]);
-      handle_ip<true>(m6[j], pp[idx6[j]], pos6[j], rx, out);
-    }
+  table_added_ = table_deleted_ = false;
+  for (uint32_t j = 0; j < n; ++j) {
+    // Earlier packets of this burst may have created or removed flows: a miss
+    // may now hit, and after a removal any position may be gone.
+    if (table_deleted_ || (table_added_ && pos[j] < 0))
+      pos[j] = ft.lookup(k[j]);
+    handle_ip<V6>(m[j], pp[idx[j]], pos[j], rx, out);
   }
 }
 
@@ -346,7 +358,7 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     count(worker_counter::untracked);
     return to_backend<V6>(m, p, uint32_t(b), uint8_t(mode), hash, nullptr, s, rx, out);
   }
-  table_changed_ = true;
+  table_added_ = true;
   flow_entry& e = ft.entry(pos);
   e = flow_entry{};
   e.backend = uint32_t(b);
@@ -360,6 +372,7 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   e.timeout_ms = timeout_for(s, e.state);
   e.hash = hash;
   e.mode = uint8_t(mode);
+  e.live = 1;
   std::memcpy(e.client_mac, frame + 6, 6);
 
   if (mode == fwd_mode::nat || mode == fwd_mode::dnat) {
@@ -576,6 +589,8 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
   const flow_entry& r = ft.entry(rpos);
   int32_t fpos = int32_t(r.peer);
   flow_entry& e = ft.entry(fpos);
+  if (!e.live)
+    return drop(m, drop_reason::reply_no_flow, out);
   const abi::backend_entry& be = view_.backends[e.backend];
   bool stale = !(be.flags & abi::backend_in_use) || be.incarnation != e.incarnation;
   if (stale || expired(e)) {
@@ -584,9 +599,7 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
     release_flow<V6>(fpos, !stale);
     return drop(m, drop_reason::reply_no_flow, out);
   }
-  const auto* fkey = ft.key_at(fpos);
-  if (!fkey)
-    return drop(m, drop_reason::reply_no_flow, out);
+  const auto* fkey = ft.key_ptr(fpos);
   const abi::service_entry& s = view_.services[e.service];
   e.last_seen_ms = now_ms_;
   if (p.proto == proto_tcp) {
@@ -631,15 +644,11 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
 template <bool V6> void pipeline_impl::release_flow(int32_t pos, bool was_expired) {
   auto& ft = table<V6>();
   flow_entry& e = ft.entry(pos);
-  if (e.kind != flow_kind::forward)
+  if (e.kind != flow_kind::forward || !e.live)
     return;
-  const auto* key = ft.key_at(pos);
   if (e.peer) {
-    int32_t rpos = int32_t(e.peer - 1);
-    if (const auto* rkey = ft.key_at(rpos)) {
-      auto rk = *rkey;
-      ft.del(rk);
-    }
+    auto rk = ft.key_at(int32_t(e.peer - 1));
+    ft.del(rk);
     if (fwd_mode(e.mode) == fwd_mode::nat) {
       auto& pools = V6 ? pool6_ : pool4_;
       if (e.nat_addr_idx < pools.size())
@@ -654,34 +663,29 @@ template <bool V6> void pipeline_impl::release_flow(int32_t pos, bool was_expire
   counter_sub(ctr_->worker[size_t(worker_counter::flows_active)], 1);
   counter_sub(svc_ctr_[e.service].active_flows, 1);
   counter_sub(be_ctr_[e.backend].active_flows, 1);
-  e.kind = flow_kind::reply; // no longer a live forward entry
+  e.live = 0;
   e.peer = 0;
-  if (key) {
-    auto k = *key;
-    ft.del(k);
-  }
-  table_changed_ = true;
+  auto k = ft.key_at(pos);
+  ft.del(k);
+  table_deleted_ = true;
 }
 
 // Under table pressure, half-open (SYN) entries go first, so a SYN flood cannot
-// push out established connections. Bounded scan from a rotating cursor.
+// push out established connections. Bounded walk over positions from a
+// rotating cursor.
 template <bool V6> bool pipeline_impl::evict_half_open() {
   auto& ft = table<V6>();
   uint32_t& next = V6 ? evict_next6_ : evict_next4_;
-  using key_t = std::conditional_t<V6, flow_key6, flow_key4>;
-  for (int i = 0; i < 256; ++i) {
-    const key_t* k;
-    int32_t pos = ft.iterate(&k, &next);
-    if (pos < 0) { // wrapped around: start over once
-      next = 0;
-      if (i > 0 && ft.count() > 0)
-        continue;
-      return false;
-    }
-    flow_entry& e = ft.entry(pos);
-    if (e.kind == flow_kind::forward && (e.state == tcp_state::syn || expired(e))) {
-      bool exp = expired(e);
-      release_flow<V6>(pos, exp);
+  uint32_t n = ft.positions();
+  for (int i = 0; i < 512; ++i) {
+    uint32_t pos = next;
+    next = next + 1 < n ? next + 1 : 0;
+    flow_entry& e = ft.entry(int32_t(pos));
+    if (!e.live || e.kind != flow_kind::forward)
+      continue;
+    bool exp = expired(e);
+    if (e.state == tcp_state::syn || exp) {
+      release_flow<V6>(int32_t(pos), exp);
       if (!exp)
         count(worker_counter::flows_evicted);
       return true;
@@ -690,28 +694,24 @@ template <bool V6> bool pipeline_impl::evict_half_open() {
   return false;
 }
 
+// Examines `budget` positions (not entries: the cost per call is fixed, however
+// sparse the table) and releases expired and stale flows.
 template <bool V6> void pipeline_impl::sweep(uint32_t budget) {
   auto& ft = table<V6>();
-  if (ft.count() == 0)
-    return;
   uint32_t& next = V6 ? sweep_next6_ : sweep_next4_;
-  using key_t = std::conditional_t<V6, flow_key6, flow_key4>;
+  uint32_t n = ft.positions();
   for (uint32_t i = 0; i < budget; ++i) {
-    const key_t* k;
-    int32_t pos = ft.iterate(&k, &next);
-    if (pos < 0) {
-      next = 0;
-      return;
-    }
-    flow_entry& e = ft.entry(pos);
-    if (e.kind != flow_kind::forward)
+    uint32_t pos = next;
+    next = next + 1 < n ? next + 1 : 0;
+    flow_entry& e = ft.entry(int32_t(pos));
+    if (!e.live || e.kind != flow_kind::forward)
       continue;
     const abi::backend_entry& be = view_.backends[e.backend];
     bool stale = !(be.flags & abi::backend_in_use) || be.incarnation != e.incarnation;
     if (expired(e) || stale) {
       if (stale)
         count(worker_counter::flows_stale);
-      release_flow<V6>(pos, !stale);
+      release_flow<V6>(int32_t(pos), !stale);
     }
   }
 }

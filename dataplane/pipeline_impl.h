@@ -67,9 +67,13 @@ public:
   uint32_t now_ms_ = 0;
   uint32_t sweep_next4_ = 0, sweep_next6_ = 0;
   uint32_t evict_next4_ = 0, evict_next6_ = 0;
-  bool table_changed_ = false; // an add/del happened in this burst
+  bool table_added_ = false;   // a flow was added during this burst's handling
+  bool table_deleted_ = false; // a flow was removed during this burst's handling
 
   // --- fast path (pipeline.cc) ---
+  template <bool V6, typename Key>
+  void lookup_and_handle(const Key** keys, Key* k, rte_mbuf** m, const parsed_packet* pp,
+                         const uint16_t* idx, int32_t* pos, uint32_t n, side rx, burst_output& out);
   template <bool V6>
   void handle_ip(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
   template <bool V6>

@@ -290,9 +290,9 @@ template <bool V6>
   const abi::backend_entry& be = view_.backends[e->backend];
   if (!(be.flags & abi::backend_in_use) || be.incarnation != e->incarnation)
     return drop(m, drop_reason::icmp_error_no_flow, out);
-  const auto* fkey = ft.key_at(fpos);
-  if (!fkey)
+  if (!e->live)
     return drop(m, drop_reason::icmp_error_no_flow, out);
+  const auto* fkey = ft.key_ptr(fpos);
   auto mode = fwd_mode(e->mode);
   const abi::service_entry& s = view_.services[e->service];
   const uint8_t* be_addr = V6 ? be.addr : be.addr + 12;

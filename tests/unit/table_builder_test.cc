@@ -4,6 +4,7 @@
 #include <memory>
 #include <set>
 
+#include "flow_hash.h"
 #include "maglev.h"
 #include "table_builder.h"
 #include "temp_shm.h"
@@ -147,8 +148,12 @@ TEST_CASE("the lookup table is the Maglev table of the up backends", "[table_bui
   CHECK(std::vector<uint32_t>(v.lookup + e.lookup_offset, v.lookup + e.lookup_offset + 251) ==
         expected);
   // pick_backend reads the same table.
-  for (uint64_t h = 0; h < 1000; ++h)
-    CHECK(uint32_t(v.pick_backend(e, h)) == expected[h % 251]);
+  // pick_backend maps the flow hash onto the table by multiply-shift of its
+  // low 32 bits.
+  for (uint64_t i = 0; i < 1000; ++i) {
+    uint64_t h = mix64(i);
+    CHECK(uint32_t(v.pick_backend(e, h)) == expected[(uint64_t(uint32_t(h)) * 251) >> 32]);
+  }
 
   // No backend accepts new flows: lookup_size 0, pick_backend -1.
   for (auto& bc : c.backends)
