@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 #include <rte_cycles.h>
@@ -227,10 +228,11 @@ void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_hand
     // here only if malformed; treat as unsupported.
     if (p.family == 4) {
       flow_key4& k = k4[n4];
+      // Ports straight from the packet: reading them back from `p`, just
+      // written with narrower stores, stalls on store forwarding.
       k.src = ld32(l3 + v4_src);
       k.dst = ld32(l3 + v4_dst);
-      k.sport = p.sport;
-      k.dport = p.dport;
+      std::memcpy(&k.sport, d + p.l4_off, 4);
       k.proto = p.proto;
       k.pad[0] = k.pad[1] = k.pad[2] = 0;
       keys4[n4] = &k;
@@ -240,8 +242,7 @@ void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_hand
       flow_key6& k = k6[n6];
       std::memcpy(k.src, l3 + v6_src, 16);
       std::memcpy(k.dst, l3 + v6_dst, 16);
-      k.sport = p.sport;
-      k.dport = p.dport;
+      std::memcpy(&k.sport, d + p.l4_off, 4);
       k.proto = p.proto;
       k.pad[0] = k.pad[1] = k.pad[2] = 0;
       keys6[n6] = &k;
@@ -543,7 +544,12 @@ void pipeline_impl::to_backend(rte_mbuf* m, const parsed_packet& p, uint32_t b, 
     uint8_t* hdr = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, overhead));
     if (!hdr)
       return drop(m, drop_reason::no_headroom, out);
-    std::memmove(hdr, old, p.l2_len);
+    // The new start is at least 20 bytes before the old one: no overlap, and
+    // fixed sizes let the compiler inline the copy.
+    if (p.l2_len == 14)
+      std::memcpy(hdr, old, 14);
+    else
+      std::memcpy(hdr, old, 18);
     st16(hdr + p.l2_len - 2, rte_cpu_to_be_16(outer_v6 ? ethertype_ipv6 : ethertype_ipv4));
     uint8_t* outer = hdr + p.l2_len;
     uint8_t inner_proto = V6 ? proto_ipv6 : proto_ipip;
@@ -718,8 +724,17 @@ template <bool V6> void pipeline_impl::sweep(uint32_t budget) {
 
 void pipeline_impl::housekeeping(uint64_t now_tsc) {
   now_ms_ = uint32_t((now_tsc - start_tsc_) / tsc_per_ms_);
-  sweep<false>(cfg_.sweep_per_burst);
-  sweep<true>(cfg_.sweep_per_burst);
+  if (now_ms_ == last_sweep_ms_)
+    return;
+  uint64_t elapsed = uint32_t(now_ms_ - last_sweep_ms_);
+  last_sweep_ms_ = now_ms_;
+  uint64_t cycle = cfg_.sweep_cycle_ms ? cfg_.sweep_cycle_ms : 1;
+  auto budget = [&](uint32_t positions) {
+    uint64_t b = (uint64_t(positions) * elapsed + cycle - 1) / cycle;
+    return uint32_t(std::min<uint64_t>(b, std::min<uint32_t>(positions, 65536)));
+  };
+  sweep<false>(budget(ft4_.positions()));
+  sweep<true>(budget(ft6_.positions()));
 }
 
 template void pipeline_impl::handle_ip<false>(rte_mbuf*, const parsed_packet&, int32_t, side,

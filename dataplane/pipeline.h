@@ -65,8 +65,11 @@ struct pipeline_config {
   ip_prefix encap_src6;               // outer source prefix for 6in6, 4in6 / GUE over v6
   uint16_t mtu = 1500;                // egress L3 MTU (both sides)
   uint32_t flow_capacity = 1u << 20;  // per family per worker
-  uint32_t sweep_per_burst = 32;      // flow entries examined per housekeeping call
-  uint16_t nat_port_min = 1024;       // full-NAT source port range
+  // The expiry sweep walks every table position once per cycle, spread over
+  // the cycle at most once per millisecond (idle entries are also expired
+  // lazily when their next packet arrives, so this only bounds reclamation).
+  uint32_t sweep_cycle_ms = 10000;
+  uint16_t nat_port_min = 1024; // full-NAT source port range
   uint16_t nat_port_max = 65535;
   steering_config steering;
   int socket_id = 0; // NUMA node for the flow tables

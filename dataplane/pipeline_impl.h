@@ -66,6 +66,7 @@ public:
   uint64_t tsc_per_ms_ = 1;
   uint32_t now_ms_ = 0;
   uint32_t sweep_next4_ = 0, sweep_next6_ = 0;
+  uint32_t last_sweep_ms_ = 0;
   uint32_t evict_next4_ = 0, evict_next6_ = 0;
   bool table_added_ = false;   // a flow was added during this burst's handling
   bool table_deleted_ = false; // a flow was removed during this burst's handling
