@@ -54,7 +54,8 @@ result<void> pipeline_impl::init() {
   std::string n6 = fmt::format("sluice_flows6_w{}", cfg_.worker_id);
   if (auto r = ft4_.init(n4.c_str(), cfg_.flow_capacity, cfg_.socket_id); !r)
     return r;
-  if (auto r = ft6_.init(n6.c_str(), cfg_.flow_capacity, cfg_.socket_id); !r)
+  uint32_t cap6 = cfg_.flow_capacity6 ? cfg_.flow_capacity6 : cfg_.flow_capacity;
+  if (auto r = ft6_.init(n6.c_str(), cap6, cfg_.socket_id); !r)
     return r;
 
   if (cfg_.nat_port_min == 0 || cfg_.nat_port_min > cfg_.nat_port_max)

@@ -64,7 +64,8 @@ struct pipeline_config {
   ip_prefix encap_src4;               // outer source prefix for 4in4 / GUE over v4
   ip_prefix encap_src6;               // outer source prefix for 6in6, 4in6 / GUE over v6
   uint16_t mtu = 1500;                // egress L3 MTU (both sides)
-  uint32_t flow_capacity = 1u << 20;  // per family per worker
+  uint32_t flow_capacity = 1u << 20;  // IPv4 flow table entries per worker
+  uint32_t flow_capacity6 = 0;        // IPv6 entries per worker; 0 = flow_capacity
   // The expiry sweep walks every table position once per cycle, spread over
   // the cycle at most once per millisecond (idle entries are also expired
   // lazily when their next packet arrives, so this only bounds reclamation).

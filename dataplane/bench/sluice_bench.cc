@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fmt/format.h>
 #include <fstream>
 #include <memory>
 #include <numeric>
@@ -36,8 +37,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -66,9 +65,12 @@ using clk = std::chrono::steady_clock;
 // ---------------------------------------------------------------------------
 // Options
 
-const std::vector<std::string> all_cases = {
-    "floor",         "dsr-ipip-established",    "dsr-gue-established",
-    "nat-established-forward", "nat-established-reply", "new-flow"};
+const std::vector<std::string> all_cases = {"floor",
+                                            "dsr-ipip-established",
+                                            "dsr-gue-established",
+                                            "nat-established-forward",
+                                            "nat-established-reply",
+                                            "new-flow"};
 
 struct options {
   std::vector<std::string> cases;
@@ -207,9 +209,9 @@ bool hugepages_usable(uint64_t want_mb) {
 bool init_eal(const options& o, uint64_t want_mb) {
   bool huge = o.huge == 1 || (o.huge == -1 && hugepages_usable(want_mb));
   static std::string prefix = "--file-prefix=sluice-bench-" + std::to_string(getpid());
-  std::vector<const char*> args = {"sluice-bench", "-l",           "0",
-                                   "--no-pci",     "--no-shconf",  prefix.c_str(),
-                                   "--log-level=3", "--no-telemetry"};
+  std::vector<const char*> args = {
+      "sluice-bench",  "-l", "0", "--no-pci", "--no-shconf", prefix.c_str(), "--log-level=3",
+      "--no-telemetry"};
   if (huge) {
     args.push_back("--huge-unlink");
   } else {
@@ -238,7 +240,7 @@ constexpr uint32_t ip4(int a, int b, int c, int d) {
 const uint32_t vip_ipip = ip4(10, 0, 0, 1), vip_gue = ip4(10, 0, 0, 2), vip_nat = ip4(10, 0, 0, 3);
 constexpr uint16_t vip_port = 80, nat_backend_port = 8080;
 constexpr int n_backends = 16;
-constexpr int n_nat_addrs = 24; // 24 x 64512 ports > 1M NAT flows
+constexpr int n_nat_addrs = 24;    // 24 x 64512 ports > 1M NAT flows
 constexpr uint16_t frame_len = 54; // Ethernet + IPv4 + TCP, no payload
 
 struct alignas(64) tmpl {
@@ -397,6 +399,7 @@ public:
     c.encap_src4 = *parse_prefix("172.16.0.1/32");
     c.encap_src6 = *parse_prefix("fd00:5100::1/128");
     c.flow_capacity = capacity;
+    c.flow_capacity6 = 4096; // every case is IPv4: keep hugepages for the v4 table
     auto p = dp::pipeline::create(c, *shm_, neigh_, {});
     if (!p)
       fail("pipeline: " + p.error_message());
@@ -551,8 +554,8 @@ void print(const result_line& r) {
   std::printf("{\"case\": \"%s\", \"flows\": %u, \"ns_per_packet\": %.2f, \"ns_min\": %.2f, "
               "\"ns_max\": %.2f, \"mpps\": %.2f, \"runs\": %zu, \"flow_capacity\": %u, "
               "\"hugepages\": %s%s}\n",
-              r.name.c_str(), r.flows, med, v.front(), v.back(), 1000.0 / med, v.size(),
-              r.capacity, r.huge ? "true" : "false", g_housekeeping ? "" : ", \"housekeeping\": false");
+              r.name.c_str(), r.flows, med, v.front(), v.back(), 1000.0 / med, v.size(), r.capacity,
+              r.huge ? "true" : "false", g_housekeeping ? "" : ", \"housekeeping\": false");
   std::fflush(stdout);
 }
 
@@ -712,8 +715,8 @@ void run_established(case_ctx& c, const std::string& name, uint32_t flows) {
         uint16_t lport = get16(ip + 20);
         build_tcp4(synack[i], own_mac, backend_mac(be), be, la, nat_backend_port, lport,
                    tcp_syn | tcp_ack, i + 7);
-        build_tcp4(back_ack[i], own_mac, backend_mac(be), be, la, nat_backend_port, lport,
-                   tcp_ack, i + 8);
+        build_tcp4(back_ack[i], own_mac, backend_mac(be), be, la, nat_backend_port, lport, tcp_ack,
+                   i + 8);
       }
       // Check the reply goes to the right client: compare with the SYN's source.
       for (size_t i = 0; i < flows; i += burst) {
@@ -767,9 +770,9 @@ void run_established(case_ctx& c, const std::string& name, uint32_t flows) {
   result_line r{name, flows, floor ? 0 : capacity, {}, c.huge};
   uint64_t bad = 0;
   for (int run = 0; run < c.opt.runs; ++run)
-    r.ns.push_back(floor ? timed_walk<true>(nullptr, mbufs, w, rx, out_side, c.opt.min_time_s, bad)
-                         : timed_walk<false>(pl.get(), mbufs, w, rx, out_side,
-                                             c.opt.min_time_s, bad));
+    r.ns.push_back(
+        floor ? timed_walk<true>(nullptr, mbufs, w, rx, out_side, c.opt.min_time_s, bad)
+              : timed_walk<false>(pl.get(), mbufs, w, rx, out_side, c.opt.min_time_s, bad));
   check_no_drops(c.env, bad, name);
   print(r);
 }
