@@ -30,7 +30,6 @@
   X(rst_no_state, "TCP RST for an untracked flow")                                                 \
   X(nat_port_exhausted, "no free NAT source port owned by this worker")                            \
   X(nat_no_pool_address, "no NAT pool address of the backend's family")                            \
-  X(family_mismatch, "NAT between IPv4 and IPv6 is not supported")                                 \
   X(no_neighbour, "next-hop MAC not resolved yet")                                                 \
   X(too_big, "encapsulated packet exceeds the MTU (ICMP sent when DF)")                            \
   X(no_headroom, "mbuf lacks headroom for encapsulation")                                          \
