@@ -1,0 +1,306 @@
+#include "api_handler.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "config_decode.h"
+#include "config_encode.h"
+#include "config_load.h"
+#include "json_tree.h"
+#include "publisher.h"
+#include "shm_atomic.h"
+#include "stats_reader.h"
+
+namespace sluice::cp {
+
+namespace {
+
+using json = nlohmann::json;
+
+// A bad request field. Thrown only inside this file and always caught in
+// handle(), which turns it into an error answer.
+struct request_error {
+  std::string message;
+};
+
+const json& need(const json& req, const char* key) {
+  if (!req.contains(key))
+    throw request_error{fmt::format("missing field '{}'", key)};
+  return req.at(key);
+}
+
+std::string need_string(const json& req, const char* key) {
+  const auto& v = need(req, key);
+  if (!v.is_string())
+    throw request_error{fmt::format("field '{}' must be a string", key)};
+  return v.get<std::string>();
+}
+
+int64_t int_field(const json& req, const char* key, int64_t lo, int64_t hi, int64_t dflt) {
+  if (!req.contains(key))
+    return dflt;
+  const auto& v = req.at(key);
+  if (!v.is_number_integer())
+    throw request_error{fmt::format("field '{}' must be an integer {}..{}", key, lo, hi)};
+  int64_t x = v.get<int64_t>();
+  if (x < lo || x > hi)
+    throw request_error{fmt::format("{}: must be {}..{}, got {}", key, lo, hi, x)};
+  return x;
+}
+
+backend_ref ref_of(const json& req) {
+  const std::string a = need_string(req, "address");
+  auto addr = parse_ip(a);
+  if (!addr)
+    throw request_error{fmt::format("address: must be an IPv4 or IPv6 address, got '{}'", a)};
+  return backend_ref{*addr, uint16_t(int_field(req, "port", 0, 65535, 0))};
+}
+
+void throw_issues(const decode_result& d) {
+  if (!d.issues.empty())
+    throw request_error{format_issues("", d.issues)};
+}
+
+json answer(const result<change_result>& r) {
+  if (!r)
+    return {{"ok", false}, {"error", r.error_message()}};
+  json a = {{"ok", r->warning.empty()}, {"generation", r->generation}, {"diff", r->diff}};
+  if (!r->warning.empty()) {
+    a["committed"] = true;
+    a["error"] = fmt::format("committed as generation {}, but: {}", r->generation, r->warning);
+  }
+  return a;
+}
+
+json counters_json(const abi::service_counters& c) {
+  return {{"packets", c.packets},
+          {"bytes", c.bytes},
+          {"reply_packets", c.reply_packets},
+          {"reply_bytes", c.reply_bytes},
+          {"connections", c.new_flows},
+          {"no_backend", c.no_backend},
+          {"active_flows", c.active_flows}};
+}
+
+json counters_json(const abi::backend_counters& c) {
+  return {{"packets", c.packets},
+          {"bytes", c.bytes},
+          {"connections", c.new_flows},
+          {"active_flows", c.active_flows},
+          {"syn_unanswered", c.syn_unanswered},
+          {"rst_from_backend", c.rst_from_backend},
+          {"icmp_unreachable", c.icmp_unreachable}};
+}
+
+} // namespace
+
+std::string api_handler::handle_line(const std::string& line) {
+  json req;
+  try {
+    req = json::parse(line);
+  } catch (const json::exception& e) {
+    return json{{"version", api_version},
+                {"ok", false},
+                {"error", std::string("malformed JSON: ") + e.what()}}
+        .dump();
+  }
+  return handle(req).dump();
+}
+
+json api_handler::handle(const json& req) {
+  json a;
+  try {
+    if (!req.is_object())
+      throw request_error{"request must be a JSON object"};
+    if (int_field(req, "version", 0, 1000000, -1) != api_version)
+      throw request_error{
+          fmt::format("unsupported API version (this control plane speaks {})", api_version)};
+    a = dispatch(need_string(req, "cmd"), req);
+  } catch (const request_error& e) {
+    a = {{"ok", false}, {"error", e.message}};
+  } catch (const std::exception& e) {
+    a = {{"ok", false}, {"error", std::string("internal error: ") + e.what()}};
+  }
+  a["version"] = api_version;
+  return a;
+}
+
+json api_handler::dispatch(const std::string& cmd, const json& req) {
+  auto& st = *ctx_.state;
+  if (cmd == "status")
+    return status();
+  if (cmd == "stats")
+    return stats();
+  if (cmd == "config.get")
+    return {{"ok", true}, {"config", to_json(st.desired())}, {"yaml", to_yaml(st.desired())}};
+  if (cmd == "service.list") {
+    json list = json::array();
+    for (const auto& s : st.desired().services)
+      list.push_back(to_json(s));
+    return {{"ok", true}, {"services", list}};
+  }
+  if (cmd == "service.add") {
+    named_service s;
+    throw_issues(decode_service(to_tree(need(req, "service")), "service", s));
+    return answer(st.add_service(std::move(s)));
+  }
+  if (cmd == "service.del")
+    return answer(st.del_service(need_string(req, "name")));
+  if (cmd == "service.set") {
+    const std::string name = need_string(req, "name");
+    const auto* old = st.desired().find(name);
+    if (!old)
+      throw request_error{fmt::format("service '{}' does not exist", name)};
+    json merged = to_json(*old);
+    const auto& fields = need(req, "fields");
+    if (!fields.is_object())
+      throw request_error{"field 'fields' must be an object"};
+    for (auto it = fields.begin(); it != fields.end(); ++it)
+      merged[it.key()] = it.value();
+    named_service s;
+    throw_issues(decode_service(to_tree(merged), "service", s));
+    return answer(st.set_service(name, std::move(s)));
+  }
+  if (cmd == "backend.list") {
+    const std::string name = need_string(req, "service");
+    const auto* s = st.desired().find(name);
+    if (!s)
+      throw request_error{fmt::format("service '{}' does not exist", name)};
+    return {{"ok", true}, {"service", name}, {"backends", to_json(*s)["backends"]}};
+  }
+  if (cmd == "backend.add") {
+    backend_config b;
+    throw_issues(decode_backend(to_tree(need(req, "backend")), "backend", b));
+    return answer(st.add_backend(need_string(req, "service"), b));
+  }
+  if (cmd == "backend.del")
+    return answer(st.del_backend(need_string(req, "service"), ref_of(req)));
+  if (cmd == "backend.set-weight") {
+    if (!req.contains("weight"))
+      throw request_error{"missing field 'weight'"};
+    auto w = uint16_t(int_field(req, "weight", 0, 65535, 0));
+    return answer(st.set_weight(need_string(req, "service"), ref_of(req), w));
+  }
+  if (cmd == "backend.drain")
+    return answer(st.drain(need_string(req, "service"), ref_of(req)));
+  if (cmd == "backend.undrain")
+    return answer(st.undrain(need_string(req, "service"), ref_of(req)));
+  if (cmd == "apply") {
+    const bool dry = req.value("dry_run", false);
+    decode_result d;
+    std::string label;
+    if (req.contains("yaml")) {
+      label = req.value("file", std::string("<apply>"));
+      YAML::Node root;
+      try {
+        root = YAML::Load(need_string(req, "yaml"));
+      } catch (const YAML::Exception& e) {
+        throw request_error{fmt::format("{}:{}:{}: malformed YAML: {}", label, e.mark.line + 1,
+                                        e.mark.column + 1, e.msg)};
+      }
+      if (root.IsMap() && !root["instance"])
+        root["instance"] = st.desired().instance; // a file may leave the instance implicit
+      d = decode_config(root);
+    } else {
+      json c = need(req, "config");
+      if (c.is_object() && !c.contains("instance"))
+        c["instance"] = st.desired().instance;
+      d = decode_config(to_tree(c));
+    }
+    auto issues = all_issues(d, ctx_.region ? ctx_.region->caps() : abi::default_capacities);
+    if (!issues.empty())
+      throw request_error{format_issues(label, std::move(issues))};
+    auto a = answer(st.apply(std::move(d.config), dry));
+    a["dry_run"] = dry;
+    return a;
+  }
+  throw request_error{fmt::format("unknown command '{}'", cmd)};
+}
+
+json api_handler::status() {
+  const auto& st = *ctx_.state;
+  const double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx_.started).count();
+  json a = {{"ok", true},
+            {"pid", ::getpid()},
+            {"instance", st.desired().instance},
+            {"uptime_s", uptime},
+            {"generation", st.generation()},
+            {"services", st.desired().services.size()},
+            {"shm_path", ctx_.shm_path},
+            {"socket", ctx_.socket_path},
+            {"state_file", ctx_.state_file}};
+  if (ctx_.publishes)
+    a["publish"] = {{"count", ctx_.publishes->count},
+                    {"failures", ctx_.publishes->failures},
+                    {"last_ms", ctx_.publishes->last_ms},
+                    {"max_ms", ctx_.publishes->max_ms}};
+  if (!ctx_.region)
+    return a;
+  const auto* h = ctx_.region->header();
+  const uint64_t now = monotonic_ns();
+  const uint64_t gen = load_acquire(h->generation);
+  const bool dp = dataplane_alive(*ctx_.region);
+  const uint64_t dp_hb = load_relaxed(h->procs.dp_heartbeat_ns);
+  a["shm_generation"] = gen;
+  a["dataplane"] = {{"pid", load_relaxed(h->procs.dp_pid)},
+                    {"alive", dp},
+                    {"workers", load_relaxed(h->procs.dp_workers)},
+                    {"heartbeat_age_s", dp_hb && now > dp_hb ? double(now - dp_hb) / 1e9 : -1.0}};
+  json workers = json::array();
+  for (uint32_t w = 0; w < ctx_.region->caps().max_workers; ++w) {
+    const auto* ack = ctx_.region->worker_ack(w);
+    if (!load_acquire(ack->live))
+      continue;
+    const uint64_t hb = load_relaxed(ack->heartbeat_ns);
+    const uint64_t acked = load_acquire(ack->acked_generation);
+    workers.push_back({{"worker", w},
+                       {"lcore", load_relaxed(ack->lcore)},
+                       {"acked_generation", acked},
+                       {"in_sync", acked >= gen},
+                       {"heartbeat_age_s", hb && now > hb ? double(now - hb) / 1e9 : -1.0}});
+  }
+  a["workers"] = workers;
+  a["lagging_workers"] = ctx_.pub ? ctx_.pub->lagging_workers(gen) : std::vector<uint32_t>{};
+  return a;
+}
+
+json api_handler::stats() {
+  const auto& c = ctx_.state->desired();
+  json a = {{"ok", true}, {"generation", ctx_.state->generation()}};
+  if (!ctx_.region || !ctx_.pub) {
+    a["time_ns"] = monotonic_ns();
+    a["services"] = json::array();
+    return a;
+  }
+  auto snap = read_counters(*ctx_.region, ctx_.pub->builder(), c);
+  a["time_ns"] = snap.time_ns;
+  json services = json::array();
+  for (size_t i = 0; i < c.services.size(); ++i) {
+    json s = counters_json(snap.services[i]);
+    s["name"] = c.services[i].name;
+    json bs = json::array();
+    for (size_t j = 0; j < c.services[i].cfg.backends.size(); ++j) {
+      json b = counters_json(snap.backends[i][j]);
+      const auto& bc = c.services[i].cfg.backends[j];
+      b["address"] = format_ip(bc.addr);
+      b["port"] = bc.port ? bc.port : c.services[i].cfg.port;
+      bs.push_back(b);
+    }
+    s["backends"] = bs;
+    services.push_back(s);
+  }
+  a["services"] = services;
+  json drops = json::object();
+  for (size_t i = 0; i < drop_reason_count; ++i)
+    drops[std::string(drop_reason_names[i])] = snap.drops[i];
+  a["drops"] = drops;
+  json worker = json::object();
+  for (size_t i = 0; i < worker_counter_count; ++i)
+    worker[std::string(worker_counter_names[i])] = snap.worker[i];
+  a["worker"] = worker;
+  return a;
+}
+
+} // namespace sluice::cp

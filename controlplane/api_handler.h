@@ -1,0 +1,49 @@
+// The versioned JSON API: one request object in, one answer object out.
+// Requests are {"version": 1, "cmd": "...", ...}; answers are
+// {"version": 1, "ok": true, ...} or {"version": 1, "ok": false, "error": "..."}.
+// Every change goes through cp_state (the one logic layer); reads come from
+// the state and, when a shared-memory region is attached, its counters.
+// The command list and fields are documented in docs/controlplane.md.
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "shm_publish.h"
+#include "shm_region.h"
+#include "state.h"
+
+namespace sluice {
+class publisher;
+}
+
+namespace sluice::cp {
+
+inline constexpr int api_version = 1;
+
+struct daemon_context {
+  cp_state* state = nullptr;
+  shm_region* region = nullptr; // null in unit tests: no counters, no workers
+  publisher* pub = nullptr;
+  publish_stats* publishes = nullptr;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::string shm_path, socket_path, state_file;
+};
+
+class api_handler {
+public:
+  explicit api_handler(daemon_context& ctx) : ctx_(ctx) {}
+  // Never throws: malformed requests get an error answer.
+  nlohmann::json handle(const nlohmann::json& request);
+  // Parses one request line and answers it.
+  std::string handle_line(const std::string& line);
+
+private:
+  nlohmann::json dispatch(const std::string& cmd, const nlohmann::json& req);
+  nlohmann::json status();
+  nlohmann::json stats();
+  daemon_context& ctx_;
+};
+
+} // namespace sluice::cp

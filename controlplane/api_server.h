@@ -1,0 +1,29 @@
+// The daemon's event loop: one thread polls the API Unix socket (one JSON
+// request per line, answered in order), the Prometheus HTTP listener and a
+// periodic tick (heartbeat). One thread means concurrent clients are
+// serialised by construction: each request runs to completion, including its
+// publication, before the next is read.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "result.h"
+
+namespace sluice::cp {
+
+struct server_options {
+  std::string socket_path;  // created with mode 0660; a stale socket is replaced
+  std::string metrics_addr; // "HOST:PORT" or "off"
+};
+
+struct server_hooks {
+  std::function<std::string(const std::string&)> handle_line; // request line -> answer
+  std::function<std::string()> metrics;                       // /metrics body
+  std::function<void()> tick;                                 // about every 200 ms
+};
+
+// Serves until SIGTERM or SIGINT. Errors: a listener could not be set up.
+result<void> serve(const server_options& opts, const server_hooks& hooks);
+
+} // namespace sluice::cp

@@ -1,0 +1,273 @@
+#include "config_decode.h"
+
+#include <charconv>
+#include <fmt/format.h>
+#include <initializer_list>
+#include <optional>
+
+#include "ip_addr.h"
+
+namespace sluice::cp {
+
+namespace {
+
+int line_of_node(const YAML::Node& n) {
+  auto m = n.Mark();
+  return m.is_null() ? 0 : m.line + 1;
+}
+
+class decoder {
+public:
+  explicit decoder(decode_result& r) : r_(r) {}
+
+  void error(const YAML::Node& n, const std::string& path, std::string msg) {
+    r_.issues.push_back({line_of_node(n), {path, std::move(msg)}});
+  }
+
+  // The fields of mapping `n`, checking that it is a mapping, that every key is
+  // one of `allowed` and that none repeats. Missing mapping: empty result.
+  std::map<std::string, YAML::Node> fields(const YAML::Node& n, const std::string& path,
+                                           std::initializer_list<const char*> allowed) {
+    std::map<std::string, YAML::Node> out;
+    record(n, path);
+    if (!n.IsMap()) {
+      error(n, path, "must be a mapping");
+      return out;
+    }
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
+      const std::string fp = path.empty() ? key : path + "." + key;
+      bool known = false;
+      for (const char* a : allowed)
+        known = known || key == a;
+      if (!known) {
+        std::string list;
+        for (const char* a : allowed)
+          list += std::string(list.empty() ? "" : ", ") + a;
+        error(it->first, fp, fmt::format("unknown field (expected one of: {})", list));
+        continue;
+      }
+      if (out.count(key)) {
+        error(it->first, fp,
+              fmt::format("duplicate key (first at line {})", line_of_node(out[key])));
+        continue;
+      }
+      out.emplace(key, it->second);
+      record(it->second, fp);
+      if (!it->second.Mark().is_null())
+        r_.lines[fp] = line_of_node(it->first);
+    }
+    return out;
+  }
+
+  std::optional<std::string> string(const YAML::Node& n, const std::string& path) {
+    if (!n.IsScalar()) {
+      error(n, path, "must be a string");
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  std::optional<int64_t> integer(const YAML::Node& n, const std::string& path, int64_t lo,
+                                 int64_t hi) {
+    if (!n.IsScalar()) {
+      error(n, path, fmt::format("must be an integer {}..{}", lo, hi));
+      return std::nullopt;
+    }
+    const std::string& s = n.Scalar();
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) {
+      error(n, path, fmt::format("must be an integer {}..{}, got '{}'", lo, hi, s));
+      return std::nullopt;
+    }
+    if (v < lo || v > hi) {
+      error(n, path, fmt::format("must be {}..{}, got {}", lo, hi, v));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<ip_addr> address(const YAML::Node& n, const std::string& path) {
+    auto s = string(n, path);
+    if (!s)
+      return std::nullopt;
+    auto a = parse_ip(*s);
+    if (!a)
+      error(n, path, fmt::format("must be an IPv4 or IPv6 address, got '{}'", *s));
+    return a;
+  }
+
+  template <typename T, typename F>
+  std::optional<T> word(const YAML::Node& n, const std::string& path, const char* expected,
+                        F parse) {
+    auto s = string(n, path);
+    if (!s)
+      return std::nullopt;
+    auto v = parse(*s);
+    if (!v)
+      error(n, path, fmt::format("must be one of {}, got '{}'", expected, *s));
+    return v;
+  }
+
+  void require(const std::map<std::string, YAML::Node>& f, const YAML::Node& parent,
+               const std::string& path, std::initializer_list<const char*> names) {
+    for (const char* k : names)
+      if (!f.count(k))
+        error(parent, path.empty() ? k : path + "." + k, "required field missing");
+  }
+
+  void record(const YAML::Node& n, const std::string& path) {
+    if (!n.Mark().is_null() && !r_.lines.count(path))
+      r_.lines[path] = line_of_node(n);
+  }
+
+private:
+  decode_result& r_;
+};
+
+void decode_backend_into(decoder& d, const YAML::Node& n, const std::string& p, backend_config& b) {
+  auto f = d.fields(n, p, {"address", "port", "weight", "state"});
+  if (!n.IsMap())
+    return;
+  d.require(f, n, p, {"address"});
+  if (f.count("address"))
+    if (auto a = d.address(f["address"], p + ".address"))
+      b.addr = *a;
+  if (f.count("port"))
+    if (auto v = d.integer(f["port"], p + ".port", 0, 65535))
+      b.port = uint16_t(*v);
+  if (f.count("weight"))
+    if (auto v = d.integer(f["weight"], p + ".weight", 0, 65535))
+      b.weight = uint16_t(*v);
+  if (f.count("state"))
+    if (auto v = d.word<abi::backend_state>(f["state"], p + ".state",
+                                            "up, down, draining, disabled", parse_state))
+      b.state = *v;
+}
+
+void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, named_service& s) {
+  auto f = d.fields(
+      n, p,
+      {"name", "vip", "port", "proto", "mode", "scheduler", "timeouts", "gue_port", "backends"});
+  if (!n.IsMap())
+    return;
+  d.require(f, n, p, {"name", "vip", "port"});
+  if (f.count("name"))
+    if (auto v = d.string(f["name"], p + ".name"))
+      s.name = *v;
+  if (f.count("vip"))
+    if (auto a = d.address(f["vip"], p + ".vip"))
+      s.cfg.vip = *a;
+  if (f.count("port"))
+    if (auto v = d.integer(f["port"], p + ".port", 1, 65535))
+      s.cfg.port = uint16_t(*v);
+  if (f.count("proto"))
+    if (auto v = d.word<uint8_t>(f["proto"], p + ".proto", "tcp, udp", parse_proto))
+      s.cfg.proto = *v;
+  if (f.count("mode"))
+    if (auto v = d.word<abi::fwd_mode>(f["mode"], p + ".mode",
+                                       "nat, dnat, dsr-l2, dsr-ipip, dsr-gue", parse_mode))
+      s.cfg.mode = *v;
+  if (f.count("scheduler"))
+    d.word<abi::scheduler_kind>(f["scheduler"], p + ".scheduler", "maglev",
+                                [](const std::string& w) -> std::optional<abi::scheduler_kind> {
+                                  if (w == "maglev")
+                                    return abi::scheduler_kind::maglev;
+                                  return std::nullopt;
+                                });
+  if (f.count("gue_port"))
+    if (auto v = d.integer(f["gue_port"], p + ".gue_port", 1, 65535))
+      s.cfg.gue_port = uint16_t(*v);
+  if (f.count("timeouts")) {
+    const std::string tp = p + ".timeouts";
+    auto t = d.fields(f["timeouts"], tp, {"syn", "established", "fin", "udp"});
+    const std::pair<const char*, uint32_t*> slots[] = {
+        {"syn", &s.cfg.timeouts.syn_s},
+        {"established", &s.cfg.timeouts.established_s},
+        {"fin", &s.cfg.timeouts.fin_s},
+        {"udp", &s.cfg.timeouts.udp_s}};
+    for (auto [k, dst] : slots)
+      if (t.count(k))
+        if (auto v = d.integer(t[k], tp + "." + k, 1, 604800))
+          *dst = uint32_t(*v);
+  }
+  if (f.count("backends")) {
+    const auto& bn = f["backends"];
+    if (bn.IsNull())
+      return;
+    if (!bn.IsSequence()) {
+      d.error(bn, p + ".backends", "must be a list");
+      return;
+    }
+    for (size_t j = 0; j < bn.size(); ++j) {
+      backend_config b;
+      decode_backend_into(d, bn[j], fmt::format("{}.backends[{}]", p, j), b);
+      s.cfg.backends.push_back(b);
+    }
+  }
+}
+
+} // namespace
+
+decode_result decode_config(const YAML::Node& root) {
+  decode_result r;
+  decoder d(r);
+  if (root.IsNull())
+    return r; // an empty file is an empty config
+  auto f = d.fields(root, "", {"instance", "limits", "services"});
+  if (!root.IsMap())
+    return r;
+  if (f.count("instance"))
+    if (auto v = d.string(f["instance"], "instance"))
+      r.config.instance = *v;
+  if (f.count("limits")) {
+    auto l = d.fields(f["limits"], "limits", {"flow_table_size", "maglev_size"});
+    if (l.count("flow_table_size"))
+      if (auto v = d.integer(l["flow_table_size"], "limits.flow_table_size", 1, 0xffffffffll))
+        r.config.limits.flow_table_size = uint32_t(*v);
+    if (l.count("maglev_size"))
+      if (auto v = d.integer(l["maglev_size"], "limits.maglev_size", 7, 0xffffffffll))
+        r.config.limits.maglev_size = uint32_t(*v);
+  }
+  if (f.count("services")) {
+    const auto& sn = f["services"];
+    if (!sn.IsNull() && !sn.IsSequence()) {
+      d.error(sn, "services", "must be a list");
+    } else if (sn.IsSequence()) {
+      for (size_t i = 0; i < sn.size(); ++i) {
+        named_service s;
+        decode_service_into(d, sn[i], fmt::format("services[{}]", i), s);
+        r.config.services.push_back(std::move(s));
+      }
+    }
+  }
+  return r;
+}
+
+decode_result decode_service(const YAML::Node& n, const std::string& path, named_service& out) {
+  decode_result r;
+  decoder d(r);
+  decode_service_into(d, n, path, out);
+  return r;
+}
+
+decode_result decode_backend(const YAML::Node& n, const std::string& path, backend_config& out) {
+  decode_result r;
+  decoder d(r);
+  decode_backend_into(d, n, path, out);
+  return r;
+}
+
+int line_of(const std::map<std::string, int>& lines, std::string path) {
+  for (;;) {
+    if (auto it = lines.find(path); it != lines.end())
+      return it->second;
+    auto cut = path.find_last_of(".[");
+    if (cut == std::string::npos)
+      return path.empty() ? 0 : line_of(lines, "");
+    path.resize(cut);
+  }
+}
+
+} // namespace sluice::cp

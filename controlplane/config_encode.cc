@@ -1,0 +1,67 @@
+#include "config_encode.h"
+
+#include <fmt/format.h>
+
+#include "ip_addr.h"
+
+namespace sluice::cp {
+
+std::string to_yaml(const cp_config& c) {
+  // Hand-written rather than YAML::Emitter so the layout is stable and
+  // readable; every value is a validated name, an address or a number, none
+  // of which needs quoting.
+  std::string o = fmt::format("instance: {}\nlimits:\n  flow_table_size: {}\n  maglev_size: {}\n",
+                              c.instance, c.limits.flow_table_size, c.limits.maglev_size);
+  o += c.services.empty() ? "services: []\n" : "services:\n";
+  for (const auto& s : c.services) {
+    const auto& t = s.cfg.timeouts;
+    o += fmt::format("  - name: {}\n    vip: \"{}\"\n    port: {}\n    proto: {}\n    mode: {}\n"
+                     "    scheduler: maglev\n    gue_port: {}\n"
+                     "    timeouts: {{syn: {}, established: {}, fin: {}, udp: {}}}\n",
+                     s.name, format_ip(s.cfg.vip), s.cfg.port, proto_name(s.cfg.proto),
+                     mode_name(s.cfg.mode), s.cfg.gue_port, t.syn_s, t.established_s, t.fin_s,
+                     t.udp_s);
+    o += s.cfg.backends.empty() ? "    backends: []\n" : "    backends:\n";
+    for (const auto& b : s.cfg.backends)
+      o += fmt::format("      - {{address: \"{}\", port: {}, weight: {}, state: {}}}\n",
+                       format_ip(b.addr), b.port, b.weight, state_name(b.state));
+  }
+  return o;
+}
+
+nlohmann::json to_json(const backend_config& b) {
+  return {{"address", format_ip(b.addr)},
+          {"port", b.port},
+          {"weight", b.weight},
+          {"state", std::string(state_name(b.state))}};
+}
+
+nlohmann::json to_json(const named_service& s) {
+  nlohmann::json backends = nlohmann::json::array();
+  for (const auto& b : s.cfg.backends)
+    backends.push_back(to_json(b));
+  const auto& t = s.cfg.timeouts;
+  return {
+      {"name", s.name},
+      {"vip", format_ip(s.cfg.vip)},
+      {"port", s.cfg.port},
+      {"proto", std::string(proto_name(s.cfg.proto))},
+      {"mode", std::string(mode_name(s.cfg.mode))},
+      {"scheduler", "maglev"},
+      {"gue_port", s.cfg.gue_port},
+      {"timeouts",
+       {{"syn", t.syn_s}, {"established", t.established_s}, {"fin", t.fin_s}, {"udp", t.udp_s}}},
+      {"backends", backends}};
+}
+
+nlohmann::json to_json(const cp_config& c) {
+  nlohmann::json services = nlohmann::json::array();
+  for (const auto& s : c.services)
+    services.push_back(to_json(s));
+  return {{"instance", c.instance},
+          {"limits",
+           {{"flow_table_size", c.limits.flow_table_size}, {"maglev_size", c.limits.maglev_size}}},
+          {"services", services}};
+}
+
+} // namespace sluice::cp

@@ -1,0 +1,59 @@
+// The control plane's desired state: what an operator configures (names,
+// limits) around the plain service_config list the table builder consumes.
+// Value types only; the loader, the API and the state module all produce and
+// consume these.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "service_config.h"
+#include "shm_abi.h"
+
+namespace sluice::cp {
+
+struct named_service {
+  std::string name;   // unique within the config; [A-Za-z0-9_.-], 1..64 chars
+  service_config cfg; // cfg.maglev_size is always limits.maglev_size
+};
+
+struct limits_config {
+  uint32_t flow_table_size = 1u << 20; // informational: the dataplane sizes its own table
+  uint32_t maglev_size = 65537;        // M of every service, prime
+};
+
+struct cp_config {
+  std::string instance = "default";
+  limits_config limits;
+  std::vector<named_service> services;
+
+  const named_service* find(std::string_view name) const;
+  named_service* find(std::string_view name);
+  // What the publisher consumes, in config order.
+  std::vector<service_config> table_input() const;
+};
+
+// One validation problem: the field path (services[2].backends[0].weight) and
+// what is wrong with it.
+struct issue {
+  std::string path;
+  std::string message;
+};
+
+// Names of enum values as they appear in config files and the API.
+std::string_view mode_name(abi::fwd_mode m);
+std::optional<abi::fwd_mode> parse_mode(std::string_view s);
+std::string_view state_name(abi::backend_state s);
+std::optional<abi::backend_state> parse_state(std::string_view s);
+std::string_view proto_name(uint8_t proto);
+std::optional<uint8_t> parse_proto(std::string_view s);
+bool is_prime(uint64_t n);
+bool valid_name(std::string_view s);
+
+// "ADDR:PORT" with IPv6 in brackets.
+std::string format_endpoint(const ip_addr& a, uint16_t port);
+
+} // namespace sluice::cp

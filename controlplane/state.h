@@ -1,0 +1,87 @@
+// The control plane's one logic layer: the desired config and every change to
+// it. The config loader, the API handler and the tests all call these
+// functions. Each change is a transaction:
+//   validate the whole next config -> publish it (all workers acknowledge, or
+//   time out) -> only then commit it in memory -> persist it -> answer.
+// A change that fails validation or publication leaves everything as it was.
+// If the publication went out but was not acknowledged in time (or persisting
+// failed), the change IS committed (the dataplane will use it) and the answer
+// carries a warning.
+//
+// Owning thread: one (the daemon's event loop); not thread-safe by design, the
+// API serialises clients in front of it.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config_model.h"
+#include "ip_addr.h"
+#include "result.h"
+#include "shm_abi.h"
+
+namespace sluice::cp {
+
+struct publish_outcome {
+  uint64_t generation = 0;
+  std::string warning; // non-empty: published, but not (yet) acknowledged by every worker
+};
+
+// Publishes the table input; an error means nothing was published.
+using publish_fn = std::function<result<publish_outcome>(const std::vector<service_config>&)>;
+// Persists a committed config (the state file).
+using persist_fn = std::function<result<void>(const cp_config&)>;
+
+struct change_result {
+  uint64_t generation = 0;       // generation now published (unchanged when nothing changed)
+  std::vector<std::string> diff; // what changed (or would change, for a dry run)
+  std::string warning;           // committed, but see the text
+};
+
+// Which backend of a service: address and port (0 = the service's port, or
+// the only backend with that address).
+struct backend_ref {
+  ip_addr addr;
+  uint16_t port = 0;
+};
+
+class cp_state {
+public:
+  cp_state(const abi::capacities& caps, publish_fn publish, persist_fn persist);
+
+  const cp_config& desired() const { return desired_; }
+  uint64_t generation() const { return generation_; }
+  // Sets the generation and config without publishing (used at start-up
+  // before the first apply).
+  void set_generation(uint64_t g) { generation_ = g; }
+
+  // Start-up: validates and publishes `c` unconditionally (even when it equals
+  // what is published: a restarted control plane re-asserts its config), then
+  // commits and persists it. Takes the instance name from `c`.
+  result<change_result> load(cp_config c);
+  result<change_result> apply(cp_config next, bool dry_run = false);
+  result<change_result> add_service(named_service s);
+  result<change_result> del_service(const std::string& name);
+  // Replaces service `name` with `s` (which may carry a new name).
+  result<change_result> set_service(const std::string& name, named_service s);
+  result<change_result> add_backend(const std::string& service, backend_config b);
+  result<change_result> del_backend(const std::string& service, const backend_ref& ref);
+  result<change_result> set_weight(const std::string& service, const backend_ref& ref,
+                                   uint16_t weight);
+  result<change_result> drain(const std::string& service, const backend_ref& ref);
+  result<change_result> undrain(const std::string& service, const backend_ref& ref);
+
+private:
+  result<change_result> commit(cp_config next, bool dry_run, bool force = false);
+  result<backend_config*> find_backend(cp_config& c, const std::string& service,
+                                       const backend_ref& ref);
+
+  abi::capacities caps_;
+  publish_fn publish_;
+  persist_fn persist_;
+  cp_config desired_;
+  uint64_t generation_ = 0;
+};
+
+} // namespace sluice::cp

@@ -1,0 +1,32 @@
+// Sums the dataplane's per-worker counters (shared memory, one writer each)
+// into per-service and per-backend totals, in the order of the desired config.
+// Readers never write the stats area; the sums are a consistent-enough
+// snapshot (each counter is read atomically, not all of them at one instant).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "config_model.h"
+#include "counters.h"
+#include "shm_abi.h"
+#include "shm_region.h"
+#include "table_builder.h"
+
+namespace sluice::cp {
+
+struct counter_snapshot {
+  uint64_t time_ns = 0;                                     // CLOCK_MONOTONIC when read
+  std::vector<abi::service_counters> services;              // config order
+  std::vector<std::vector<abi::backend_counters>> backends; // [service][backend], config order
+  std::array<uint64_t, drop_reason_count> drops{};
+  std::array<uint64_t, worker_counter_count> worker{};
+};
+
+counter_snapshot read_counters(const shm_region& region, const table_builder& builder,
+                               const cp_config& config);
+
+uint64_t monotonic_ns();
+
+} // namespace sluice::cp
