@@ -1,0 +1,165 @@
+#include "ctl_args.h"
+
+#include <fmt/format.h>
+#include <sstream>
+
+namespace po = boost::program_options;
+using nlohmann::json;
+
+namespace sluice::ctl {
+
+po::options_description service_options() {
+  po::options_description d("service options");
+  d.add_options()("vip", po::value<std::string>()->value_name("ADDR"), "virtual IP (v4 or v6)")(
+      "port", po::value<int64_t>()->value_name("N"), "virtual port 1..65535")(
+      "proto", po::value<std::string>()->value_name("tcp|udp"),
+      "protocol (default tcp)")("mode", po::value<std::string>()->value_name("MODE"),
+                                "nat|dnat|dsr-l2|dsr-ipip|dsr-gue (default nat)")(
+      "scheduler", po::value<std::string>()->value_name("NAME"), "maglev (default)")(
+      "gue-port", po::value<int64_t>()->value_name("N"), "dsr-gue UDP port (default 6080)")(
+      "timeout-syn", po::value<int64_t>()->value_name("S"), "SYN idle timeout, s (default 30)")(
+      "timeout-established", po::value<int64_t>()->value_name("S"),
+      "established idle timeout, s (default 900)")(
+      "timeout-fin", po::value<int64_t>()->value_name("S"), "FIN idle timeout, s (default 120)")(
+      "timeout-udp", po::value<int64_t>()->value_name("S"), "UDP idle timeout, s (default 300)");
+  return d;
+}
+
+po::options_description backend_options() {
+  po::options_description d("backend options");
+  d.add_options()("port", po::value<int64_t>()->value_name("N"),
+                  "backend port (default 0 = the service's port)")(
+      "weight", po::value<int64_t>()->value_name("W"), "weight 0..65535 (default 1)")(
+      "state", po::value<std::string>()->value_name("STATE"), "up|down|draining|disabled");
+  return d;
+}
+
+namespace {
+
+result<po::variables_map> parse_opts(const po::options_description& d,
+                                     const std::vector<std::string>& args) {
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(d).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return make_error(e.what());
+  }
+  return vm;
+}
+
+} // namespace
+
+result<json> parse_service_fields(const std::vector<std::string>& args) {
+  auto vm = parse_opts(service_options(), args);
+  if (!vm)
+    return vm.err();
+  json f = json::object();
+  for (const char* k : {"vip", "proto", "mode", "scheduler"})
+    if (vm->count(k))
+      f[k] = (*vm)[k].as<std::string>();
+  if (vm->count("port"))
+    f["port"] = (*vm)["port"].as<int64_t>();
+  if (vm->count("gue-port"))
+    f["gue_port"] = (*vm)["gue-port"].as<int64_t>();
+  for (const char* k : {"syn", "established", "fin", "udp"})
+    if (vm->count(std::string("timeout-") + k))
+      f["timeouts"][k] = (*vm)[std::string("timeout-") + k].as<int64_t>();
+  return f;
+}
+
+result<json> parse_backend_fields(const std::string& addr, const std::vector<std::string>& args) {
+  auto vm = parse_opts(backend_options(), args);
+  if (!vm)
+    return vm.err();
+  json b = {{"address", addr}};
+  for (const char* k : {"port", "weight"})
+    if (vm->count(k))
+      b[k] = (*vm)[k].as<int64_t>();
+  if (vm->count("state"))
+    b["state"] = (*vm)["state"].as<std::string>();
+  return b;
+}
+
+std::string save_text(const json& c) {
+  std::string o =
+      fmt::format("# sluicectl save: instance {}\n", c.at("instance").get<std::string>());
+  o += fmt::format("limits --flow-table-size {} --maglev-size {}\n",
+                   c.at("limits").at("flow_table_size").get<uint64_t>(),
+                   c.at("limits").at("maglev_size").get<uint64_t>());
+  for (const auto& s : c.at("services")) {
+    const auto& t = s.at("timeouts");
+    o += fmt::format("service add {} --vip {} --port {} --proto {} --mode {} --scheduler {} "
+                     "--gue-port {} --timeout-syn {} --timeout-established {} --timeout-fin {} "
+                     "--timeout-udp {}\n",
+                     s.at("name").get<std::string>(), s.at("vip").get<std::string>(),
+                     s.at("port").get<int>(), s.at("proto").get<std::string>(),
+                     s.at("mode").get<std::string>(), s.at("scheduler").get<std::string>(),
+                     s.at("gue_port").get<int>(), t.at("syn").get<uint64_t>(),
+                     t.at("established").get<uint64_t>(), t.at("fin").get<uint64_t>(),
+                     t.at("udp").get<uint64_t>());
+    for (const auto& b : s.at("backends"))
+      o += fmt::format("backend add {} {} --port {} --weight {} --state {}\n",
+                       s.at("name").get<std::string>(), b.at("address").get<std::string>(),
+                       b.at("port").get<int>(), b.at("weight").get<int>(),
+                       b.at("state").get<std::string>());
+  }
+  return o;
+}
+
+std::vector<std::string> split_words(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> w;
+  for (std::string s; in >> s;)
+    w.push_back(s);
+  return w;
+}
+
+result<json> restore_config(const std::string& text) {
+  json c = {{"services", json::array()}};
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    auto w = split_words(line);
+    if (w.empty() || w[0][0] == '#')
+      continue;
+    auto fail = [&](const std::string& why) {
+      return make_error(fmt::format("line {}: {}: {}", n, why, line));
+    };
+    if (w[0] == "limits") {
+      po::options_description d;
+      d.add_options()("flow-table-size", po::value<int64_t>())("maglev-size", po::value<int64_t>());
+      auto vm = parse_opts(d, {w.begin() + 1, w.end()});
+      if (!vm)
+        return fail(vm.error_message());
+      if (vm->count("flow-table-size"))
+        c["limits"]["flow_table_size"] = (*vm)["flow-table-size"].as<int64_t>();
+      if (vm->count("maglev-size"))
+        c["limits"]["maglev_size"] = (*vm)["maglev-size"].as<int64_t>();
+    } else if (w.size() >= 3 && w[0] == "service" && w[1] == "add") {
+      auto f = parse_service_fields({w.begin() + 3, w.end()});
+      if (!f)
+        return fail(f.error_message());
+      json s = f.value();
+      s["name"] = w[2];
+      s["backends"] = json::array();
+      c["services"].push_back(s);
+    } else if (w.size() >= 4 && w[0] == "backend" && w[1] == "add") {
+      auto b = parse_backend_fields(w[3], {w.begin() + 4, w.end()});
+      if (!b)
+        return fail(b.error_message());
+      json* svc = nullptr;
+      for (auto& s : c["services"])
+        if (s["name"] == w[2])
+          svc = &s;
+      if (!svc)
+        return fail(fmt::format("service '{}' is not added above", w[2]));
+      (*svc)["backends"].push_back(b.value());
+    } else {
+      return fail("expected 'limits ...', 'service add ...' or 'backend add ...'");
+    }
+  }
+  return c;
+}
+
+} // namespace sluice::ctl

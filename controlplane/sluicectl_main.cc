@@ -1,0 +1,470 @@
+// sluicectl: the operator's CLI. Every command is one or two API requests on
+// the control plane's Unix socket; it never touches shared memory. Errors are
+// one line on stderr and a non-zero exit status (1: the request failed, 2: bad
+// usage).
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fmt/format.h>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "ctl_args.h"
+#include "ctl_client.h"
+#include "ctl_view.h"
+
+namespace po = boost::program_options;
+using nlohmann::json;
+using namespace sluice;
+using namespace sluice::ctl;
+
+namespace {
+
+struct usage_error {
+  std::string message;
+};
+
+struct context {
+  std::string socket;
+  bool json_out = false;
+  std::vector<std::string> args; // after the command words
+  api_client* client = nullptr;
+};
+
+int fail(const std::string& msg) {
+  // One line: multi-line daemon errors (a config with several problems) are
+  // joined with "; ".
+  std::string one = msg;
+  for (auto& c : one)
+    if (c == '\n')
+      c = ';';
+  std::fprintf(stderr, "sluicectl: %s\n", one.c_str());
+  return 1;
+}
+
+void print(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+}
+
+// Prints a change's answer: the diff (or the JSON answer with --json).
+int change(context& c, const json& req) {
+  auto a = c.client->call_raw(req);
+  if (!a)
+    return fail(a.error_message());
+  if (c.json_out)
+    print(a->dump(2) + "\n");
+  if (!a->value("ok", false))
+    return c.json_out ? 1 : fail(a->value("error", std::string("request failed")));
+  if (!c.json_out) {
+    for (const auto& d : a->value("diff", json::array()))
+      print(d.get<std::string>() + "\n");
+    print(fmt::format("generation {}\n", a->value("generation", 0)));
+  }
+  return 0;
+}
+
+int read_answer(context& c, const json& req, const std::function<std::string(const json&)>& text) {
+  auto a = c.client->call(req);
+  if (!a)
+    return fail(a.error_message());
+  print(c.json_out ? a->dump(2) + "\n" : text(a.value()));
+  return 0;
+}
+
+// Positional arguments and options of one command.
+struct parsed {
+  std::vector<std::string> pos;
+  po::variables_map vm;
+};
+
+parsed parse_cmd(const std::vector<std::string>& args, const po::options_description& opts,
+                 size_t npos, const std::string& usage) {
+  // Positionals come first; the rest are options, parsed by the caller's
+  // description (which may be shared with `restore`).
+  parsed p;
+  size_t i = 0;
+  while (i < args.size() && p.pos.size() < npos && args[i].rfind("--", 0) != 0)
+    p.pos.push_back(args[i++]);
+  if (p.pos.size() < npos)
+    throw usage_error{"usage: " + usage};
+  try {
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + long(i), args.end()))
+                  .options(opts)
+                  .run(),
+              p.vm);
+    po::notify(p.vm);
+  } catch (const po::error& e) {
+    throw usage_error{std::string(e.what()) + " (usage: " + usage + ")"};
+  }
+  return p;
+}
+
+json backend_ref(const std::string& service, const std::string& addr, const po::variables_map& vm) {
+  json r = {{"service", service}, {"address", addr}};
+  if (vm.count("port"))
+    r["port"] = vm["port"].as<int64_t>();
+  return r;
+}
+
+po::options_description port_only() {
+  po::options_description d("options");
+  d.add_options()("port", po::value<int64_t>()->value_name("N"),
+                  "backend port (default: the service's port)");
+  return d;
+}
+
+int cmd_service_add(context& c) {
+  auto w = c.args;
+  if (w.empty() || w[0].rfind("--", 0) == 0)
+    throw usage_error{"usage: sluicectl service add NAME --vip ADDR --port N [options]"};
+  auto f = parse_service_fields({w.begin() + 1, w.end()});
+  if (!f)
+    throw usage_error{f.error_message()};
+  json s = f.value();
+  s["name"] = w[0];
+  return change(c, {{"cmd", "service.add"}, {"service", s}});
+}
+
+int cmd_service_set(context& c) {
+  auto w = c.args;
+  if (w.empty() || w[0].rfind("--", 0) == 0)
+    throw usage_error{"usage: sluicectl service set NAME [options]"};
+  auto f = parse_service_fields({w.begin() + 1, w.end()});
+  if (!f)
+    throw usage_error{f.error_message()};
+  if (f->empty())
+    throw usage_error{"service set: nothing to change (see --help)"};
+  return change(c, {{"cmd", "service.set"}, {"name", w[0]}, {"fields", f.value()}});
+}
+
+int cmd_service_del(context& c) {
+  auto p = parse_cmd(c.args, po::options_description(), 1, "sluicectl service del NAME");
+  return change(c, {{"cmd", "service.del"}, {"name", p.pos[0]}});
+}
+
+int cmd_service_list(context& c) {
+  parse_cmd(c.args, po::options_description(), 0, "sluicectl service list [--json]");
+  return read_answer(c, {{"cmd", "service.list"}}, [](const json& a) {
+    std::string o = fmt::format("{:<20} {:<5} {:<28} {:<9} {:<9} {}\n", "NAME", "PROTO", "VIP:PORT",
+                                "MODE", "SCHEDULER", "BACKENDS");
+    for (const auto& s : a["services"]) {
+      std::string vip = s["vip"].get<std::string>();
+      vip = vip.find(':') != std::string::npos ? "[" + vip + "]" : vip;
+      o += fmt::format(
+          "{:<20} {:<5} {:<28} {:<9} {:<9} {}\n", s["name"].get<std::string>(),
+          s["proto"].get<std::string>(), fmt::format("{}:{}", vip, s["port"].get<int>()),
+          s["mode"].get<std::string>(), s["scheduler"].get<std::string>(), s["backends"].size());
+    }
+    return o;
+  });
+}
+
+int cmd_backend_add(context& c) {
+  auto w = c.args;
+  if (w.size() < 2 || w[0].rfind("--", 0) == 0 || w[1].rfind("--", 0) == 0)
+    throw usage_error{"usage: sluicectl backend add SERVICE ADDR [--port N] [--weight W] "
+                      "[--state S]"};
+  auto b = parse_backend_fields(w[1], {w.begin() + 2, w.end()});
+  if (!b)
+    throw usage_error{b.error_message()};
+  return change(c, {{"cmd", "backend.add"}, {"service", w[0]}, {"backend", b.value()}});
+}
+
+int cmd_backend_del(context& c) {
+  auto p = parse_cmd(c.args, port_only(), 2, "sluicectl backend del SERVICE ADDR [--port N]");
+  json r = backend_ref(p.pos[0], p.pos[1], p.vm);
+  r["cmd"] = "backend.del";
+  return change(c, r);
+}
+
+int cmd_backend_set_weight(context& c) {
+  auto p = parse_cmd(c.args, port_only(), 3,
+                     "sluicectl backend set-weight SERVICE ADDR WEIGHT [--port N]");
+  json r = backend_ref(p.pos[0], p.pos[1], p.vm);
+  r["cmd"] = "backend.set-weight";
+  try {
+    size_t used = 0;
+    long long w = std::stoll(p.pos[2], &used);
+    if (used != p.pos[2].size())
+      throw std::invalid_argument("trailing");
+    r["weight"] = w;
+  } catch (const std::exception&) {
+    throw usage_error{fmt::format("WEIGHT must be an integer 0..65535, got '{}'", p.pos[2])};
+  }
+  return change(c, r);
+}
+
+int cmd_backend_drain(context& c, const char* cmd) {
+  auto p = parse_cmd(c.args, port_only(), 2,
+                     fmt::format("sluicectl backend {} SERVICE ADDR [--port N]", cmd + 8));
+  json r = backend_ref(p.pos[0], p.pos[1], p.vm);
+  r["cmd"] = cmd;
+  return change(c, r);
+}
+
+int cmd_backend_list(context& c) {
+  auto p = parse_cmd(c.args, po::options_description(), 1, "sluicectl backend list SERVICE");
+  return read_answer(c, {{"cmd", "backend.list"}, {"service", p.pos[0]}}, [](const json& a) {
+    std::string o = fmt::format("{:<40} {:>6} {:>7} {}\n", "ADDRESS", "PORT", "WEIGHT", "STATE");
+    for (const auto& b : a["backends"])
+      o += fmt::format("{:<40} {:>6} {:>7} {}\n", b["address"].get<std::string>(),
+                       b["port"].get<int>(), b["weight"].get<int>(), b["state"].get<std::string>());
+    return o;
+  });
+}
+
+std::string read_all(const std::string& path) {
+  if (path == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  std::ifstream in(path);
+  if (!in)
+    throw usage_error{fmt::format("cannot read {}", path)};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int cmd_apply(context& c) {
+  po::options_description d("options");
+  d.add_options()("file,f", po::value<std::string>()->value_name("FILE"),
+                  "YAML config ('-' = stdin)")("dry-run", po::bool_switch(),
+                                               "only print what would change");
+  auto p = parse_cmd(c.args, d, 0, "sluicectl apply -f FILE [--dry-run]");
+  if (!p.vm.count("file"))
+    throw usage_error{"usage: sluicectl apply -f FILE [--dry-run]"};
+  const std::string file = p.vm["file"].as<std::string>();
+  const bool dry = p.vm["dry-run"].as<bool>();
+  json req = {{"cmd", "apply"}, {"yaml", read_all(file)}, {"file", file}, {"dry_run", dry}};
+  auto a = c.client->call_raw(req);
+  if (!a)
+    return fail(a.error_message());
+  if (c.json_out) {
+    print(a->dump(2) + "\n");
+    return a->value("ok", false) ? 0 : 1;
+  }
+  if (!a->value("ok", false))
+    return fail(a->value("error", std::string("apply failed")));
+  const auto diff = a->value("diff", json::array());
+  for (const auto& l : diff)
+    print(l.get<std::string>() + "\n");
+  if (diff.empty())
+    print("no changes\n");
+  print(dry ? "dry run: nothing applied\n"
+            : fmt::format("generation {}\n", a->value("generation", 0)));
+  return 0;
+}
+
+int cmd_save(context& c) {
+  parse_cmd(c.args, po::options_description(), 0, "sluicectl save");
+  auto a = c.client->call({{"cmd", "config.get"}});
+  if (!a)
+    return fail(a.error_message());
+  print(save_text((*a)["config"]));
+  return 0;
+}
+
+int cmd_restore(context& c) {
+  po::options_description d("options");
+  d.add_options()("file,f", po::value<std::string>()->value_name("FILE"),
+                  "saved commands (default stdin)")("dry-run", po::bool_switch(),
+                                                    "only print what would change");
+  auto p = parse_cmd(c.args, d, 0, "sluicectl restore [-f FILE] [--dry-run]");
+  auto cfg = restore_config(read_all(p.vm.count("file") ? p.vm["file"].as<std::string>() : "-"));
+  if (!cfg)
+    return fail(cfg.error_message());
+  json req = {{"cmd", "apply"}, {"config", cfg.value()}, {"dry_run", p.vm["dry-run"].as<bool>()}};
+  return change(c, req);
+}
+
+int cmd_status(context& c) {
+  parse_cmd(c.args, po::options_description(), 0, "sluicectl status [--json]");
+  return read_answer(c, {{"cmd", "status"}}, render_status);
+}
+
+int cmd_list(context& c) {
+  po::options_description d("options");
+  d.add_options()("stats", po::bool_switch(), "packets, bytes, connections")(
+      "rate", po::bool_switch(), "per-second rates (samples twice, --interval-ms apart)")(
+      "interval-ms", po::value<int>()->default_value(1000), "rate sampling interval");
+  auto p = parse_cmd(c.args, d, 0, "sluicectl list [--stats|--rate] [--json]");
+  auto cfg = c.client->call({{"cmd", "config.get"}});
+  if (!cfg)
+    return fail(cfg.error_message());
+  auto s1 = c.client->call({{"cmd", "stats"}});
+  if (!s1)
+    return fail(s1.error_message());
+  const bool rate = p.vm["rate"].as<bool>();
+  json prev;
+  if (rate) {
+    prev = s1.value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(p.vm["interval-ms"].as<int>()));
+    s1 = c.client->call({{"cmd", "stats"}});
+    if (!s1)
+      return fail(s1.error_message());
+  }
+  if (c.json_out) {
+    json out = {{"config", (*cfg)["config"]}, {"stats", s1.value()}};
+    if (rate)
+      out["previous_stats"] = prev;
+    print(out.dump(2) + "\n");
+    return 0;
+  }
+  auto kind = rate                       ? list_kind::rate
+              : p.vm["stats"].as<bool>() ? list_kind::stats
+                                         : list_kind::plain;
+  print(render_list((*cfg)["config"], s1.value(), rate ? &prev : nullptr, kind));
+  return 0;
+}
+
+int cmd_top(context& c) {
+  po::options_description d("options");
+  d.add_options()("iterations,n", po::value<int>()->default_value(0),
+                  "stop after N screens (0 = until interrupted)")(
+      "interval-ms", po::value<int>()->default_value(1000), "refresh interval");
+  auto p = parse_cmd(c.args, d, 0, "sluicectl top [--iterations N]");
+  const int n = p.vm["iterations"].as<int>();
+  const bool tty = ::isatty(STDOUT_FILENO);
+  json prev;
+  bool have_prev = false;
+  for (int i = 0; n == 0 || i < n; ++i) {
+    if (i > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(p.vm["interval-ms"].as<int>()));
+    auto cfg = c.client->call({{"cmd", "config.get"}});
+    auto st = c.client->call({{"cmd", "status"}});
+    auto s = c.client->call({{"cmd", "stats"}});
+    if (!cfg || !st || !s)
+      return fail(!cfg ? cfg.error_message() : !st ? st.error_message() : s.error_message());
+    if (c.json_out) {
+      print(json{{"status", st.value()}, {"stats", s.value()}}.dump() + "\n");
+    } else {
+      // A plain terminal: clear with ANSI only on a tty, else separate screens.
+      print(tty ? "\033[H\033[2J" : (i ? "----\n" : ""));
+      print(render_top((*cfg)["config"], st.value(), s.value(), have_prev ? &prev : nullptr));
+    }
+    std::fflush(stdout);
+    prev = s.value();
+    have_prev = true;
+  }
+  return 0;
+}
+
+struct command {
+  const char* words;
+  const char* summary;
+  std::function<int(context&)> run;
+};
+
+const std::vector<command>& commands() {
+  static const std::vector<command> list = {
+      {"service add", "NAME --vip ADDR --port N [--proto] [--mode] [...]: add a service",
+       cmd_service_add},
+      {"service del", "NAME: remove a service", cmd_service_del},
+      {"service set", "NAME [options]: change a service's fields", cmd_service_set},
+      {"service list", "list services", cmd_service_list},
+      {"backend add", "SERVICE ADDR [--port N] [--weight W] [--state S]: add a backend",
+       cmd_backend_add},
+      {"backend del", "SERVICE ADDR [--port N]: remove a backend", cmd_backend_del},
+      {"backend set-weight", "SERVICE ADDR WEIGHT [--port N]: change a weight",
+       cmd_backend_set_weight},
+      {"backend drain", "SERVICE ADDR [--port N]: no new flows, existing ones continue",
+       [](context& c) { return cmd_backend_drain(c, "backend.drain"); }},
+      {"backend undrain", "SERVICE ADDR [--port N]: back to up",
+       [](context& c) { return cmd_backend_drain(c, "backend.undrain"); }},
+      {"backend list", "SERVICE: list a service's backends", cmd_backend_list},
+      {"apply", "-f FILE [--dry-run]: make the config FILE live (prints the diff)", cmd_apply},
+      {"save", "print the live config as commands (for restore)", cmd_save},
+      {"restore", "[-f FILE] [--dry-run]: replace the live config by saved commands", cmd_restore},
+      {"status", "process health, generation, workers' acknowledgements, uptime", cmd_status},
+      {"list", "[--stats|--rate]: ipvsadm -Ln style table", cmd_list},
+      {"top", "[--iterations N]: live view, refreshed every second", cmd_top},
+  };
+  return list;
+}
+
+std::string main_help() {
+  std::string o = "usage: sluicectl [--socket PATH | --instance NAME] [--json] COMMAND [ARGS]\n\n"
+                  "  --socket PATH    API socket (default /run/sluice/NAME.sock)\n"
+                  "  --instance NAME  instance (default 'default')\n"
+                  "  --json           machine-readable output\n\ncommands:\n";
+  for (const auto& c : commands())
+    o += fmt::format("  {:<19} {}\n", c.words, c.summary);
+  o += "\n`sluicectl COMMAND --help` shows a command's options.\n";
+  return o;
+}
+
+std::string command_help(const command& c) {
+  std::ostringstream o;
+  o << "usage: sluicectl " << c.words << " " << c.summary << "\n";
+  const std::string w = c.words;
+  if (w == "service add" || w == "service set")
+    o << "\n" << service_options();
+  else if (w == "backend add")
+    o << "\n" << backend_options();
+  else if (w.rfind("backend", 0) == 0 && w != "backend list")
+    o << "\n" << port_only();
+  return o.str();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> a(argv + 1, argv + argc);
+  std::string socket, instance = "default";
+  bool json_out = false, help = false;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if ((a[i] == "--socket" || a[i] == "--instance") && i + 1 < a.size()) {
+      (a[i] == "--socket" ? socket : instance) = a[i + 1];
+      ++i;
+    } else if (a[i] == "--json") {
+      json_out = true;
+    } else if (a[i] == "--help" || a[i] == "-h") {
+      help = true;
+    } else {
+      rest.push_back(a[i]);
+    }
+  }
+  if (socket.empty())
+    socket = fmt::format("/run/sluice/{}.sock", instance);
+  const command* cmd = nullptr;
+  size_t used = 0;
+  for (const auto& c : commands()) {
+    auto w = split_words(c.words);
+    if (rest.size() >= w.size() && std::equal(w.begin(), w.end(), rest.begin())) {
+      cmd = &c;
+      used = w.size();
+      break;
+    }
+  }
+  if (!cmd) {
+    if (help || rest.empty()) {
+      print(main_help());
+      return help ? 0 : 2;
+    }
+    std::fprintf(stderr, "sluicectl: unknown command '%s' (see sluicectl --help)\n",
+                 rest[0].c_str());
+    return 2;
+  }
+  if (help) {
+    print(command_help(*cmd));
+    return 0;
+  }
+  api_client client(socket);
+  context ctx{socket, json_out, {rest.begin() + long(used), rest.end()}, &client};
+  try {
+    return cmd->run(ctx);
+  } catch (const usage_error& e) {
+    std::fprintf(stderr, "sluicectl: %s\n", e.message.c_str());
+    return 2;
+  }
+}
