@@ -86,9 +86,8 @@ int cmd_status(const std::string& iface) {
   std::printf("%s: vip_steer attached (%s XDP, program id %u)\n", iface.c_str(), s.mode.c_str(),
               s.prog_id);
   for (const auto& v : s.set.vips)
-    std::printf("vip %s:%s:%u\n", v.proto == 6 ? "tcp" : "udp",
-                (v.addr.is_v4() ? format_ip(v.addr) : "[" + format_ip(v.addr) + "]").c_str(),
-                v.port);
+    std::printf("vip %s:%s%s%s:%u\n", v.proto == 6 ? "tcp" : "udp", v.addr.is_v4() ? "" : "[",
+                format_ip(v.addr).c_str(), v.addr.is_v4() ? "" : "]", v.port);
   for (const auto& a : s.set.nat_pool)
     std::printf("nat_pool %s\n", format_ip(a).c_str());
   for (const auto& a : s.set.own)
