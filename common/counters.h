@@ -57,6 +57,7 @@
   X(flows_stale, "flow entries whose backend slot was reincarnated")                               \
   X(flows_active, "flow entries currently held (gauge)")                                           \
   X(untracked, "packets forwarded statelessly because the flow table was full")                    \
+  X(sh_affinity_full, "sh affinity table full: client scheduled without stored affinity")          \
   X(arp_replies, "ARP/NA replies sent for own addresses and VIPs")                                 \
   X(icmp_echo_replies, "ICMP/ICMPv6 echo replies sent")                                            \
   X(icmp_errors_forwarded, "ICMP errors forwarded to a flow's backend or client")                  \

@@ -18,6 +18,7 @@ struct backend_config {
   uint16_t port = 0;   // 0 = the service's port
   uint16_t weight = 1; // 0 = drain: keeps its flows, gets no new ones
   abi::backend_state state = abi::backend_state::up;
+  uint32_t rtt_hint_us = 0; // latency from health checks, for least-response-time in DSR modes
 };
 
 struct flow_timeouts {
@@ -35,6 +36,10 @@ struct service_config {
   abi::scheduler_kind scheduler = abi::scheduler_kind::maglev;
   uint32_t maglev_size = 65537; // M, must be prime
   uint16_t gue_port = 6080;
+  bool hash_src = false;       // maglev: hash the client address only
+  uint8_t sh_prefix4 = 32;     // sh: affinity per client /prefix (IPv4)
+  uint8_t sh_prefix6 = 128;    // sh: affinity per client /prefix (IPv6)
+  uint32_t sh_timeout_s = 300; // sh: persistence after the client's last new flow
   flow_timeouts timeouts;
   std::vector<backend_config> backends;
 };

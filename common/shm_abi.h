@@ -29,11 +29,24 @@ namespace sluice::abi {
 
 inline constexpr uint64_t magic = 0x3145434955'4c53ull; // "SLUICE1" read little-endian
 inline constexpr uint16_t version_major = 1;
-inline constexpr uint16_t version_minor = 0;
+inline constexpr uint16_t version_minor = 1; // 1: schedulers, sh/lrt fields
 inline constexpr uint32_t cache_line = 64;
 
 enum class fwd_mode : uint8_t { nat = 1, dnat = 2, dsr_l2 = 3, dsr_ipip = 4, dsr_gue = 5 };
-enum class scheduler_kind : uint8_t { maglev = 1 };
+// Values are stored in shared memory: append only.
+enum class scheduler_kind : uint8_t {
+  maglev = 1,
+  rr = 2,
+  wrr = 3,
+  lc = 4,
+  wlc = 5,
+  sh = 6,
+  random = 7,
+  two_choices = 8,
+  least_bandwidth = 9,
+  least_response_time = 10,
+};
+inline constexpr uint8_t scheduler_kind_max = 10;
 enum class backend_state : uint8_t { up = 1, down = 2, draining = 3, disabled = 4 };
 
 // Flag bits of service_entry::flags and backend_entry::flags.
@@ -76,7 +89,13 @@ struct service_entry {
   uint16_t reserved0;
   uint32_t reserved1;
   uint32_t reserved2; // pads to 64 so `reserved` starts where the asserts say
-  uint8_t reserved[64];
+  // Since minor 1: scheduler parameters.
+  uint8_t hash_src;   // maglev/sh: hash the client address only (not the 5-tuple)
+  uint8_t sh_prefix4; // sh: client IPv4 addresses share affinity per /sh_prefix4
+  uint8_t sh_prefix6; // sh: ... per /sh_prefix6
+  uint8_t reserved3;
+  uint32_t sh_timeout_s; // sh: affinity persists this long after a client's last new flow
+  uint8_t reserved[56];
 };
 static_assert(sizeof(service_entry) == 128);
 static_assert(offsetof(service_entry, port) == 16);
@@ -91,7 +110,10 @@ static_assert(offsetof(service_entry, lookup_offset) == 40);
 static_assert(offsetof(service_entry, lookup_size) == 44);
 static_assert(offsetof(service_entry, backend_count) == 48);
 static_assert(offsetof(service_entry, gue_port) == 52);
-static_assert(offsetof(service_entry, reserved) == 64);
+static_assert(offsetof(service_entry, hash_src) == 64);
+static_assert(offsetof(service_entry, sh_prefix4) == 65);
+static_assert(offsetof(service_entry, sh_timeout_s) == 68);
+static_assert(offsetof(service_entry, reserved) == 72);
 
 // A backend (real server). Slots are global and stable; `incarnation` changes
 // whenever a slot is given to a different backend, which lets the dataplane
@@ -105,7 +127,8 @@ struct backend_entry {
   uint16_t service;     // owning service index
   uint32_t incarnation; // never 0 for an in-use slot
   uint32_t flags;       // backend_in_use
-  uint8_t reserved[32];
+  uint32_t rtt_hint_us; // since minor 1: latency measured by health checks (0 = unknown)
+  uint8_t reserved[28];
 };
 static_assert(sizeof(backend_entry) == 64);
 static_assert(offsetof(backend_entry, port) == 16);
@@ -115,6 +138,7 @@ static_assert(offsetof(backend_entry, family) == 21);
 static_assert(offsetof(backend_entry, service) == 22);
 static_assert(offsetof(backend_entry, incarnation) == 24);
 static_assert(offsetof(backend_entry, flags) == 28);
+static_assert(offsetof(backend_entry, rtt_hint_us) == 32);
 
 // VIP index: open addressing with linear probing, capacity a power of two at
 // least twice max_services, so a probe ends within a few entries. Key is
@@ -216,11 +240,11 @@ struct backend_counters {
   uint64_t packets;
   uint64_t bytes;
   uint64_t new_flows;
-  uint64_t active_flows;     // gauge
-  uint64_t syn_unanswered;   // NAT modes: SYN entries that expired without SYN-ACK
-  uint64_t rst_from_backend; // NAT modes: RSTs sent by the backend
-  uint64_t icmp_unreachable; // ICMP unreachable about this backend's flows
-  uint64_t reserved;
+  uint64_t active_flows;      // gauge
+  uint64_t syn_unanswered;    // NAT modes: SYN entries that expired without SYN-ACK
+  uint64_t rst_from_backend;  // NAT modes: RSTs sent by the backend
+  uint64_t icmp_unreachable;  // ICMP unreachable about this backend's flows
+  uint64_t handshake_ewma_us; // gauge: SYN → SYN-ACK time seen by this worker (NAT), 0 = none
 };
 static_assert(sizeof(backend_counters) == 64);
 

@@ -8,6 +8,7 @@
 
 #include "flow_hash.h"
 #include "maglev.h"
+#include "scheduler_names.h"
 #include "shm_region.h"
 
 namespace sluice {
@@ -129,9 +130,16 @@ result<void> table_builder::validate(const std::vector<service_config>& services
     const auto mode = uint8_t(s.mode);
     if (mode < uint8_t(abi::fwd_mode::nat) || mode > uint8_t(abi::fwd_mode::dsr_gue))
       return make_error(fmt::format("{}: unknown forwarding mode {}", name, unsigned(mode)));
-    if (s.scheduler != abi::scheduler_kind::maglev)
+    if (uint8_t(s.scheduler) < uint8_t(abi::scheduler_kind::maglev) ||
+        uint8_t(s.scheduler) > abi::scheduler_kind_max)
       return make_error(
           fmt::format("{}: unknown scheduler {}", name, unsigned(uint8_t(s.scheduler))));
+    if (s.scheduler == abi::scheduler_kind::sh &&
+        (s.sh_prefix4 > 32 || s.sh_prefix6 > 128 || s.sh_timeout_s == 0))
+      return make_error(fmt::format("{}: sh needs prefix lengths within 0..32 / 0..128 and a "
+                                    "persistence timeout > 0 s (got /{}, /{}, {} s)",
+                                    name, unsigned(s.sh_prefix4), unsigned(s.sh_prefix6),
+                                    s.sh_timeout_s));
     if (s.mode == abi::fwd_mode::dsr_gue && s.gue_port == 0)
       return make_error(fmt::format("{}: dsr-gue needs a GUE port (got 0)", name));
     if (s.timeouts.syn_s == 0 || s.timeouts.established_s == 0 || s.timeouts.fin_s == 0 ||
@@ -140,10 +148,11 @@ result<void> table_builder::validate(const std::vector<service_config>& services
                                     "fin {}, udp {})",
                                     name, s.timeouts.syn_s, s.timeouts.established_s,
                                     s.timeouts.fin_s, s.timeouts.udp_s));
-    if (!is_prime(s.maglev_size))
+    const bool maglev = uses_maglev_table(s.scheduler);
+    if (maglev && !is_prime(s.maglev_size))
       return make_error(fmt::format("{}: Maglev table size {} is not prime (e.g. 65537, 251, 4099)",
                                     name, s.maglev_size));
-    if (s.backends.size() > s.maglev_size)
+    if (maglev && s.backends.size() > s.maglev_size)
       return make_error(fmt::format("{}: {} backends need a Maglev table size of at least {} "
                                     "(got {}; use a prime well above 100x the backends)",
                                     name, s.backends.size(), s.backends.size(), s.maglev_size));
@@ -184,7 +193,8 @@ result<void> table_builder::validate(const std::vector<service_config>& services
                                       name, bname, mode_name(s.mode), s.port));
     }
     backends_total += s.backends.size();
-    lookup_total += s.maglev_size;
+    // Other schedulers keep the list of eligible backends in the pool.
+    lookup_total += maglev ? s.maglev_size : uint32_t(s.backends.size());
   }
   if (backends_total > caps_.max_backends)
     return make_error(fmt::format("too many backends: {} configured, capacity {}", backends_total,
@@ -304,17 +314,32 @@ result<void> table_builder::build(const std::vector<service_config>& services, c
       be.service = uint16_t(si);
       be.incarnation = a.incarnation;
       be.flags = abi::backend_in_use;
+      be.rtt_hint_us = b.rtt_hint_us;
       backend_limit = std::max(backend_limit, a.slot + 1);
       if (accepts_new_flows(b))
         candidates.push_back(
             maglev_backend{maglev_identity(b.addr, effective_port(s, b)), b.weight, a.slot});
     }
-    if (!candidates.empty()) {
+    e.hash_src = s.hash_src ? 1 : 0;
+    e.sh_prefix4 = s.sh_prefix4;
+    e.sh_prefix6 = s.sh_prefix6;
+    e.sh_timeout_s = s.sh_timeout_s;
+    if (!candidates.empty() && uses_maglev_table(s.scheduler)) {
       // validate() checked that every M fits in the pool and M >= backends.
       maglev_populate(candidates, s.maglev_size, t.lookup + lookup_used);
       e.lookup_offset = lookup_used;
       e.lookup_size = s.maglev_size;
       lookup_used += s.maglev_size;
+    } else if (!candidates.empty()) {
+      // The eligible backends, in identity order so every balancer instance
+      // lists them alike.
+      std::sort(
+          candidates.begin(), candidates.end(),
+          [](const maglev_backend& a, const maglev_backend& b) { return a.identity < b.identity; });
+      e.lookup_offset = lookup_used;
+      e.lookup_size = uint32_t(candidates.size());
+      for (const maglev_backend& c : candidates)
+        t.lookup[lookup_used++] = c.slot;
     }
 
     // VIP index: linear probing from vip_index_hash, exactly as find_service.

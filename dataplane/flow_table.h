@@ -68,7 +68,8 @@ struct flow_entry {
   uint16_t nat_addr_idx; // full NAT: index into the worker's pool addresses
   uint8_t nat_addr[16];  // full NAT: local source address (v4 in the first 4 bytes)
   uint8_t live;          // forward entry in use (the sweep walks positions)
-  uint8_t reserved[7];
+  uint8_t reserved[3];
+  uint32_t syn_us; // worker microsecond clock when the SYN was forwarded
 };
 static_assert(sizeof(flow_entry) == 64);
 

@@ -79,6 +79,12 @@ result<void> pipeline_impl::init() {
   start_tsc_ = rte_rdtsc();
   uint64_t hz = rte_get_tsc_hz();
   tsc_per_ms_ = hz / 1000 ? hz / 1000 : 1;
+  tsc_per_us_ = hz / 1000000 ? hz / 1000000 : 1;
+  if (auto r =
+          sched_.init(shm_, cfg_.worker_id, cfg_.n_workers, cfg_.socket_id, cfg_.affinity_capacity,
+                      start_tsc_, &ctr_->worker[size_t(worker_counter::sh_affinity_full)]);
+      !r)
+    return r;
   return {};
 }
 
@@ -145,6 +151,8 @@ int32_t pipeline_impl::owner_for_tuple(const parsed_packet& p, const uint8_t* l3
 
 void pipeline_impl::begin_burst(uint64_t now_tsc) {
   now_ms_ = uint32_t((now_tsc - start_tsc_) / tsc_per_ms_);
+  now_us_ = uint32_t((now_tsc - start_tsc_) / tsc_per_us_);
+  abs_ms_ = uint32_t(now_tsc / tsc_per_ms_);
   uint64_t g = load_acquire(shm_.header()->generation);
   if (g == gen_)
     return;
@@ -343,7 +351,14 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   key.proto = p.proto;
   uint64_t h64 = hash_bytes(reinterpret_cast<const uint8_t*>(&key), sizeof(key), 0x6d61676c);
   uint32_t hash = uint32_t(h64 ^ (h64 >> 32));
-  int32_t b = view_.pick_backend(s, h64);
+  uint8_t client[16];
+  if constexpr (V6) {
+    std::memcpy(client, key.src, 16);
+  } else {
+    ip_addr a = ip_addr::from_v4_be(key.src);
+    std::memcpy(client, a.bytes.data(), 16);
+  }
+  int32_t b = sched_.pick(view_, uint32_t(svc), s, h64, client, now_ms_, abs_ms_);
   if (b < 0) {
     counter_add(svc_ctr_[svc].no_backend, 1);
     return drop(m, drop_reason::no_backend, out);
@@ -375,6 +390,7 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   e.hash = hash;
   e.mode = uint8_t(mode);
   e.live = 1;
+  e.syn_us = now_us_;
   std::memcpy(e.client_mac, frame + 6, 6);
 
   if (mode == fwd_mode::nat || mode == fwd_mode::dnat) {
@@ -617,6 +633,8 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
     } else if (p.tcp_flags & tcp_fin) {
       st = tcp_state::fin;
     } else if ((p.tcp_flags & (tcp_syn | tcp_ack)) == (tcp_syn | tcp_ack)) {
+      if (!e.syn_answered && st == tcp_state::syn)
+        sched_.record_handshake(e.backend, now_us_ - e.syn_us);
       e.syn_answered = 1;
       if (st == tcp_state::syn)
         st = tcp_state::established;

@@ -10,6 +10,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "backend_scheduler.h"
 #include "flow_table.h"
 #include "packet_parse.h"
 #include "pipeline.h"
@@ -62,9 +63,13 @@ public:
   abi::service_counters* svc_ctr_ = nullptr;
   abi::backend_counters* be_ctr_ = nullptr;
 
+  backend_scheduler sched_;
   uint64_t start_tsc_ = 0;
   uint64_t tsc_per_ms_ = 1;
-  uint32_t now_ms_ = 0;
+  uint64_t tsc_per_us_ = 1;
+  uint32_t now_ms_ = 0; // since this worker started
+  uint32_t now_us_ = 0; // since this worker started (wraps after 71 minutes)
+  uint32_t abs_ms_ = 0; // TSC milliseconds, the same clock on every worker
   uint32_t sweep_next4_ = 0, sweep_next6_ = 0;
   uint32_t last_sweep_ms_ = 0;
   uint32_t evict_next4_ = 0, evict_next6_ = 0;

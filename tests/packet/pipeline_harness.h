@@ -82,6 +82,7 @@ inline dp::pipeline_config default_pipeline_config() {
   c.encap_src4 = *parse_prefix("172.16.0.1/32");
   c.encap_src6 = *parse_prefix("fd00:5100::1/128");
   c.flow_capacity = 4096;
+  c.affinity_capacity = 4096;
   c.sweep_cycle_ms = 1000; // tests jump seconds ahead: one tick sweeps everything
   return c;
 }
