@@ -80,9 +80,16 @@ std::vector<issue> validate_config(const cp_config& c, const abi::capacities& ca
                           format_endpoint(s.cfg.vip, s.cfg.port), it->second)});
   }
   if (out.empty()) {
-    // What only the builder knows (capacity of backend slots and lookup pool).
+    // What only the builder knows: first per service, so the message names
+    // the service's path (and line), then the whole set (capacities).
+    const auto input = c.table_input();
+    for (size_t i = 0; i < input.size(); ++i) {
+      table_builder probe(caps);
+      if (auto r = probe.validate({input[i]}); !r)
+        out.push_back({fmt::format("services[{}]", i), r.error_message()});
+    }
     table_builder probe(caps);
-    if (auto r = probe.validate(c.table_input()); !r)
+    if (auto r = probe.validate(input); out.empty() && !r)
       out.push_back({"services", r.error_message()});
   }
   return out;

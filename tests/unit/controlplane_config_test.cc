@@ -1,0 +1,179 @@
+// Config loading and validation: exact error messages (file, line, field
+// path), unknown and repeated fields, duplicates, and the YAML round trip of
+// the state file.
+#include <catch2/catch_test_macros.hpp>
+#include <filesystem>
+#include <string>
+
+#include "config_encode.h"
+#include "config_load.h"
+#include "temp_shm.h"
+
+using namespace sluice;
+using namespace sluice::cp;
+using sluice::test::contains;
+
+namespace {
+
+const abi::capacities caps = abi::default_capacities;
+
+std::string errors_of(const std::string& yaml) {
+  auto r = load_config_text(yaml, "t.yaml", caps);
+  REQUIRE_FALSE(r.ok());
+  return r.error_message();
+}
+
+const char* good = R"(instance: edge1
+limits:
+  flow_table_size: 65536
+  maglev_size: 65537
+services:
+  - name: web
+    vip: 192.0.2.10
+    port: 80
+    proto: tcp
+    mode: nat
+    timeouts: {syn: 10, established: 600}
+    backends:
+      - address: 10.0.0.11
+        weight: 3
+      - address: 10.0.0.12
+        port: 8080
+        state: draining
+  - name: dns
+    vip: "2001:db8::53"
+    port: 53
+    proto: udp
+    mode: dsr-gue
+    gue_port: 7000
+    backends:
+      - {address: "fd00::1"}
+)";
+
+} // namespace
+
+TEST_CASE("a valid config loads with its values and defaults") {
+  auto r = load_config_text(good, "t.yaml", caps);
+  INFO((r ? std::string() : r.error_message()));
+  REQUIRE(r.ok());
+  const auto& c = r.value();
+  CHECK(c.instance == "edge1");
+  CHECK(c.limits.flow_table_size == 65536);
+  REQUIRE(c.services.size() == 2);
+  const auto& web = c.services[0];
+  CHECK(web.name == "web");
+  CHECK(format_ip(web.cfg.vip) == "192.0.2.10");
+  CHECK(web.cfg.mode == abi::fwd_mode::nat);
+  CHECK(web.cfg.timeouts.syn_s == 10);
+  CHECK(web.cfg.timeouts.established_s == 600);
+  CHECK(web.cfg.timeouts.fin_s == 120); // default
+  REQUIRE(web.cfg.backends.size() == 2);
+  CHECK(web.cfg.backends[0].weight == 3);
+  CHECK(web.cfg.backends[0].port == 0);
+  CHECK(web.cfg.backends[1].port == 8080);
+  CHECK(web.cfg.backends[1].weight == 1);
+  CHECK(web.cfg.backends[1].state == abi::backend_state::draining);
+  CHECK(c.services[1].cfg.proto == 17);
+  CHECK(c.services[1].cfg.gue_port == 7000);
+}
+
+TEST_CASE("errors name file, line and field path") {
+  std::string y = good;
+  y.replace(y.find("weight: 3"), 9, "weight: -1");
+  CHECK(errors_of(y) == "t.yaml:14: services[0].backends[0].weight: must be 0..65535, got -1");
+
+  y = good;
+  y.replace(y.find("    proto: tcp"), 14, "    colour: red");
+  CHECK(errors_of(y) == "t.yaml:9: services[0].colour: unknown field (expected one of: name, vip, "
+                        "port, proto, mode, scheduler, timeouts, gue_port, backends)");
+
+  y = good;
+  y.replace(y.find("10.0.0.12"), 9, "10.0.0.300");
+  CHECK(errors_of(y) ==
+        "t.yaml:15: services[0].backends[1].address: must be an IPv4 or IPv6 address, got "
+        "'10.0.0.300'");
+
+  y = good;
+  y.replace(y.find("mode: nat"), 9, "mode: dsr-foo");
+  CHECK(errors_of(y) == "t.yaml:10: services[0].mode: must be one of nat, dnat, dsr-l2, dsr-ipip, "
+                        "dsr-gue, got 'dsr-foo'");
+
+  y = good;
+  y.replace(y.find("port: 80\n"), 9, "port: 0\n");
+  CHECK(errors_of(y) == "t.yaml:8: services[0].port: must be 1..65535, got 0");
+}
+
+TEST_CASE("duplicate services, backends and keys are errors") {
+  std::string y = good;
+  y.replace(y.find("name: dns"), 9, "name: web");
+  CHECK(errors_of(y) == "t.yaml:18: services[1].name: duplicate service name 'web' (also "
+                        "services[0])");
+
+  y = good;
+  y.replace(y.find("port: 8080"), 10, "port: 80");
+  y.replace(y.find("10.0.0.12"), 9, "10.0.0.11");
+  CHECK(errors_of(y) == "t.yaml:15: services[0].backends[1]: duplicate backend 10.0.0.11:80 (also "
+                        "services[0].backends[0])");
+
+  CHECK(errors_of("instance: a\ninstance: b\n") ==
+        "t.yaml:2: instance: duplicate key (first at line 1)");
+
+  y = good;
+  y += "  - name: web2\n    vip: 192.0.2.10\n    port: 80\n";
+  CHECK(errors_of(y) == "t.yaml:26: services[2]: duplicate service tcp 192.0.2.10:80 (also "
+                        "services[0])");
+}
+
+TEST_CASE("malformed YAML, wrong types and missing fields") {
+  CHECK(contains(errors_of("services: [\n  - {name: x\n"), "t.yaml:2:3: malformed YAML:"));
+  CHECK(errors_of("services: 3\n") == "t.yaml:1: services: must be a list");
+  CHECK(errors_of("services:\n  - vip: 192.0.2.1\n") ==
+        "t.yaml:2: services[0].name: required field missing\n"
+        "t.yaml:2: services[0].port: required field missing");
+  CHECK(errors_of("limits:\n  maglev_size: 65536\n") ==
+        "t.yaml:2: limits.maglev_size: must be a prime in 7..4194304, got 65536");
+  CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: eighty}\n") ==
+        "t.yaml:2: services[0].port: must be an integer 1..65535, got 'eighty'");
+  CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, mode: nat, backends: "
+                  "[{address: \"fd00::1\"}]}\n") ==
+        "t.yaml:2: services[0].backends[0].address: must be of the VIP's family in mode nat, got "
+        "fd00::1");
+}
+
+TEST_CASE("what only the table builder knows is located at the service") {
+  std::string y = good;
+  y.replace(y.find("mode: nat"), 9, "mode: dsr-ipip");
+  CHECK(errors_of(y) == "t.yaml:6: services[0]: service 192.0.2.10:80/tcp: backend "
+                        "10.0.0.12:8080: dsr-ipip cannot rewrite the port: backend port must be 0 "
+                        "or 80");
+}
+
+TEST_CASE("an empty file is an empty config") {
+  auto r = load_config_text("", "t.yaml", caps);
+  REQUIRE(r.ok());
+  CHECK(r->services.empty());
+}
+
+TEST_CASE("the state file's YAML reads back to the same config") {
+  auto a = load_config_text(good, "t.yaml", caps);
+  REQUIRE(a.ok());
+  const std::string text = to_yaml(a.value());
+  auto b = load_config_text(text, "state.yaml", caps);
+  REQUIRE(b.ok());
+  CHECK(to_yaml(b.value()) == text);
+  CHECK(to_json(a.value()) == to_json(b.value()));
+}
+
+TEST_CASE("the shipped examples are valid") {
+  const std::filesystem::path dir = std::filesystem::path(SLUICE_SOURCE_DIR) / "docs" / "examples";
+  unsigned n = 0;
+  for (const char* f : {"one-armed-dsr.yaml", "two-armed-nat.yaml", "mixed.yaml"}) {
+    auto r = load_config_file((dir / f).string(), caps);
+    INFO(f << ": " << (r ? std::string("ok") : r.error_message()));
+    CHECK(r.ok());
+    if (r)
+      CHECK_FALSE(r->services.empty());
+    ++n;
+  }
+  CHECK(n == 3);
+}
