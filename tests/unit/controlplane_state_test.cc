@@ -187,8 +187,12 @@ TEST_CASE("real shared memory: a worker acknowledges a weight change; restart ad
       std::this_thread::sleep_for(100us);
     }
   });
-  // The publisher only waits for workers of a live dataplane: pose as one.
+  // The publisher only waits for live workers of a live dataplane: pose as
+  // one, and let the worker come up first.
   store_release(region->header()->procs.dp_pid, int32_t(::getpid()));
+  for (int i = 0; i < 2000 && !load_acquire(region->worker_ack(0)->live); ++i)
+    std::this_thread::sleep_for(1ms);
+  REQUIRE(load_acquire(region->worker_ack(0)->live) == 1);
 
   uint64_t gen_before_restart = 0;
   {
