@@ -62,7 +62,11 @@ result<void> backend_scheduler::init(shm_region& shm, uint16_t worker_id, uint16
       return make_error(
           fmt::format("sh affinity table: rte_hash_create failed: {}", rte_strerror(rte_errno)));
     if (!mz)
-      mz = rte_memzone_reserve(mz_name.c_str(), sizeof(affinity_entry) * (size_t(p.entries) + 64),
+      // With multi-writer adds, rte_hash keeps per-lcore caches of free key
+      // slots, so positions run beyond `entries` by up to that much.
+      mz = rte_memzone_reserve(mz_name.c_str(),
+                               sizeof(affinity_entry) *
+                                   (size_t(p.entries) + size_t(RTE_MAX_LCORE) * 64 + 64),
                                socket_id, RTE_MEMZONE_SIZE_HINT_ONLY);
   }
   if (!mz)
