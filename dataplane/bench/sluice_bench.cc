@@ -50,6 +50,7 @@
 #include "pipeline.h"
 #include "pipeline_impl.h"
 #include "publisher.h"
+#include "scheduler_names.h"
 #include "service_config.h"
 #include "shm_region.h"
 
@@ -70,7 +71,17 @@ const std::vector<std::string> all_cases = {"floor",
                                             "dsr-gue-established",
                                             "nat-established-forward",
                                             "nat-established-reply",
-                                            "new-flow"};
+                                            "new-flow",
+                                            "new-flow-maglev",
+                                            "new-flow-rr",
+                                            "new-flow-wrr",
+                                            "new-flow-lc",
+                                            "new-flow-wlc",
+                                            "new-flow-sh",
+                                            "new-flow-random",
+                                            "new-flow-two-choices",
+                                            "new-flow-least-bandwidth",
+                                            "new-flow-least-response-time"};
 
 struct options {
   std::vector<std::string> cases;
@@ -91,7 +102,9 @@ void usage(FILE* f) {
                "                    [--min-time-ms MS] [--quick] [--huge | --no-huge]\n"
                "                    [--capacity N] [--no-housekeeping]\n"
                "cases: floor dsr-ipip-established dsr-gue-established nat-established-forward\n"
-               "       nat-established-reply new-flow (default: all)\n"
+               "       nat-established-reply new-flow new-flow-SCHEDULER (default: all)\n"
+               "       (SCHEDULER: maglev rr wrr lc wlc sh random two-choices\n"
+               "        least-bandwidth least-response-time; new-flow = new-flow-maglev)\n"
                "flows: default 1,1024,1048576; --quick: 1,1024, 3 runs, 50 ms per run\n"
                "--capacity and --no-housekeeping are diagnostics (default: capacity sized to\n"
                "the case, housekeeping once per burst as the worker loop does).\n"
@@ -411,8 +424,9 @@ public:
     return shm_->counters(worker)->worker[size_t(worker_counter::dropped)];
   }
 
-private:
-  void publish() {
+  // Publishes the services with the dsr-ipip service (the new-flow cases')
+  // using scheduler `k`.
+  void publish(abi::scheduler_kind k = abi::scheduler_kind::maglev) {
     auto backends = [](uint32_t base, uint16_t port) {
       std::vector<backend_config> v;
       for (int i = 1; i <= n_backends; ++i) {
@@ -434,8 +448,10 @@ private:
       s.backends = backends(be_base, be_port);
       return s;
     };
+    service_config ipip = service(vip_ipip, abi::fwd_mode::dsr_ipip, ip4(10, 1, 0, 0), 0);
+    ipip.scheduler = k;
     std::vector<service_config> services = {
-        service(vip_ipip, abi::fwd_mode::dsr_ipip, ip4(10, 1, 0, 0), 0),
+        ipip,
         service(vip_gue, abi::fwd_mode::dsr_gue, ip4(10, 1, 1, 0), 0),
         service(vip_nat, abi::fwd_mode::nat, ip4(10, 2, 0, 0), nat_backend_port),
     };
@@ -453,6 +469,7 @@ private:
     }
   }
 
+private:
   std::unique_ptr<shm_region> shm_;
   std::unique_ptr<publisher> pub_;
   dp::neighbour_table neigh_;
@@ -780,8 +797,9 @@ void run_established(case_ctx& c, const std::string& name, uint32_t flows) {
 // SYN path: fresh tuples into a dsr-ipip table holding `flows` flows. Chunks of
 // 1024 SYNs are timed; after each chunk the timer stops and the chunk's flows
 // are deleted from the table again.
-void run_new_flow(case_ctx& c, uint32_t flows) {
+void run_new_flow(case_ctx& c, uint32_t flows, const std::string& name, abi::scheduler_kind kind) {
   constexpr uint32_t chunk = 1024;
+  c.env.publish(kind);
   uint32_t capacity = capacity_for(flows + chunk);
   auto pl = c.env.make_pipeline(capacity);
   rte_mbuf** mbufs = c.env.mbufs();
@@ -823,7 +841,7 @@ void run_new_flow(case_ctx& c, uint32_t flows) {
     delete_chunk();
   }
 
-  result_line r{"new-flow", flows, capacity, {}, c.huge};
+  result_line r{name, flows, capacity, {}, c.huge};
   uint64_t bad = 0;
   dp::burst_output out;
   for (int run = 0; run < c.opt.runs; ++run) {
@@ -853,8 +871,9 @@ void run_new_flow(case_ctx& c, uint32_t flows) {
     bad += pkts - good;
     r.ns.push_back(seconds(elapsed) * 1e9 / double(pkts));
   }
-  check_no_drops(c.env, bad, "new-flow");
+  check_no_drops(c.env, bad, name);
   print(r);
+  c.env.publish(abi::scheduler_kind::maglev);
 }
 
 } // namespace
@@ -880,7 +899,9 @@ int main(int argc, char** argv) {
         for (uint32_t flows : opt.flows) {
           std::fprintf(stderr, "sluice-bench: %s, %u flows\n", name.c_str(), flows);
           if (name == "new-flow")
-            run_new_flow(c, flows);
+            run_new_flow(c, flows, name, abi::scheduler_kind::maglev);
+          else if (name.rfind("new-flow-", 0) == 0)
+            run_new_flow(c, flows, name, *scheduler_from_name(name.substr(9)));
           else
             run_established(c, name, flows);
         }
