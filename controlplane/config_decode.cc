@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "ip_addr.h"
+#include "scheduler_names.h"
 
 namespace sluice::cp {
 
@@ -88,6 +89,13 @@ public:
     return v;
   }
 
+  std::optional<bool> boolean(const YAML::Node& n, const std::string& path) {
+    if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false"))
+      return n.Scalar() == "true";
+    error(n, path, fmt::format("must be true or false, got '{}'", n.IsScalar() ? n.Scalar() : "?"));
+    return std::nullopt;
+  }
+
   std::optional<ip_addr> address(const YAML::Node& n, const std::string& path) {
     auto s = string(n, path);
     if (!s)
@@ -147,9 +155,9 @@ void decode_backend_into(decoder& d, const YAML::Node& n, const std::string& p, 
 }
 
 void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, named_service& s) {
-  auto f = d.fields(
-      n, p,
-      {"name", "vip", "port", "proto", "mode", "scheduler", "timeouts", "gue_port", "backends"});
+  auto f = d.fields(n, p,
+                    {"name", "vip", "port", "proto", "mode", "scheduler", "hash_src", "sh_prefix4",
+                     "sh_prefix6", "sh_timeout", "timeouts", "gue_port", "backends"});
   if (!n.IsMap())
     return;
   d.require(f, n, p, {"name", "vip", "port"});
@@ -169,13 +177,27 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
     if (auto v = d.word<abi::fwd_mode>(f["mode"], p + ".mode",
                                        "nat, dnat, dsr-l2, dsr-ipip, dsr-gue", parse_mode))
       s.cfg.mode = *v;
-  if (f.count("scheduler"))
-    d.word<abi::scheduler_kind>(f["scheduler"], p + ".scheduler", "maglev",
-                                [](const std::string& w) -> std::optional<abi::scheduler_kind> {
-                                  if (w == "maglev")
-                                    return abi::scheduler_kind::maglev;
-                                  return std::nullopt;
-                                });
+  if (f.count("scheduler")) {
+    std::string names;
+    for (const auto& [n, k] : scheduler_names)
+      names += std::string(names.empty() ? "" : ", ") + std::string(n);
+    if (auto v = d.word<abi::scheduler_kind>(
+            f["scheduler"], p + ".scheduler", names.c_str(),
+            [](const std::string& w) { return scheduler_from_name(w); }))
+      s.cfg.scheduler = *v;
+  }
+  if (f.count("hash_src"))
+    if (auto v = d.boolean(f["hash_src"], p + ".hash_src"))
+      s.cfg.hash_src = *v;
+  if (f.count("sh_prefix4"))
+    if (auto v = d.integer(f["sh_prefix4"], p + ".sh_prefix4", 0, 32))
+      s.cfg.sh_prefix4 = uint8_t(*v);
+  if (f.count("sh_prefix6"))
+    if (auto v = d.integer(f["sh_prefix6"], p + ".sh_prefix6", 0, 128))
+      s.cfg.sh_prefix6 = uint8_t(*v);
+  if (f.count("sh_timeout"))
+    if (auto v = d.integer(f["sh_timeout"], p + ".sh_timeout", 1, 604800))
+      s.cfg.sh_timeout_s = uint32_t(*v);
   if (f.count("gue_port"))
     if (auto v = d.integer(f["gue_port"], p + ".gue_port", 1, 65535))
       s.cfg.gue_port = uint16_t(*v);

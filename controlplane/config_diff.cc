@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "ip_addr.h"
+#include "scheduler_names.h"
 
 namespace sluice::cp {
 
@@ -31,6 +32,11 @@ void diff_service(const named_service& a, const named_service& b, std::vector<st
   field(ch, "port", a.cfg.port, b.cfg.port);
   field(ch, "proto", proto_name(a.cfg.proto), proto_name(b.cfg.proto));
   field(ch, "mode", mode_name(a.cfg.mode), mode_name(b.cfg.mode));
+  field(ch, "scheduler", scheduler_name(a.cfg.scheduler), scheduler_name(b.cfg.scheduler));
+  field(ch, "hash_src", a.cfg.hash_src, b.cfg.hash_src);
+  field(ch, "sh_prefix4", unsigned(a.cfg.sh_prefix4), unsigned(b.cfg.sh_prefix4));
+  field(ch, "sh_prefix6", unsigned(a.cfg.sh_prefix6), unsigned(b.cfg.sh_prefix6));
+  field(ch, "sh_timeout", a.cfg.sh_timeout_s, b.cfg.sh_timeout_s);
   field(ch, "gue_port", a.cfg.gue_port, b.cfg.gue_port);
   field(ch, "timeouts.syn", a.cfg.timeouts.syn_s, b.cfg.timeouts.syn_s);
   field(ch, "timeouts.established", a.cfg.timeouts.established_s, b.cfg.timeouts.established_s);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "ip_addr.h"
+#include "scheduler_names.h"
 
 namespace sluice::cp {
 
@@ -16,11 +17,13 @@ std::string to_yaml(const cp_config& c) {
   for (const auto& s : c.services) {
     const auto& t = s.cfg.timeouts;
     o += fmt::format("  - name: {}\n    vip: \"{}\"\n    port: {}\n    proto: {}\n    mode: {}\n"
-                     "    scheduler: maglev\n    gue_port: {}\n"
+                     "    scheduler: {}\n    hash_src: {}\n    sh_prefix4: {}\n    sh_prefix6: {}\n"
+                     "    sh_timeout: {}\n    gue_port: {}\n"
                      "    timeouts: {{syn: {}, established: {}, fin: {}, udp: {}}}\n",
                      s.name, format_ip(s.cfg.vip), s.cfg.port, proto_name(s.cfg.proto),
-                     mode_name(s.cfg.mode), s.cfg.gue_port, t.syn_s, t.established_s, t.fin_s,
-                     t.udp_s);
+                     mode_name(s.cfg.mode), scheduler_name(s.cfg.scheduler), s.cfg.hash_src,
+                     unsigned(s.cfg.sh_prefix4), unsigned(s.cfg.sh_prefix6), s.cfg.sh_timeout_s,
+                     s.cfg.gue_port, t.syn_s, t.established_s, t.fin_s, t.udp_s);
     o += s.cfg.backends.empty() ? "    backends: []\n" : "    backends:\n";
     for (const auto& b : s.cfg.backends)
       o += fmt::format("      - {{address: \"{}\", port: {}, weight: {}, state: {}}}\n",
@@ -47,7 +50,11 @@ nlohmann::json to_json(const named_service& s) {
       {"port", s.cfg.port},
       {"proto", std::string(proto_name(s.cfg.proto))},
       {"mode", std::string(mode_name(s.cfg.mode))},
-      {"scheduler", "maglev"},
+      {"scheduler", std::string(scheduler_name(s.cfg.scheduler))},
+      {"hash_src", s.cfg.hash_src},
+      {"sh_prefix4", s.cfg.sh_prefix4},
+      {"sh_prefix6", s.cfg.sh_prefix6},
+      {"sh_timeout", s.cfg.sh_timeout_s},
       {"gue_port", s.cfg.gue_port},
       {"timeouts",
        {{"syn", t.syn_s}, {"established", t.established_s}, {"fin", t.fin_s}, {"udp", t.udp_s}}},

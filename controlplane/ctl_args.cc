@@ -15,7 +15,13 @@ po::options_description service_options() {
       "proto", po::value<std::string>()->value_name("tcp|udp"),
       "protocol (default tcp)")("mode", po::value<std::string>()->value_name("MODE"),
                                 "nat|dnat|dsr-l2|dsr-ipip|dsr-gue (default nat)")(
-      "scheduler", po::value<std::string>()->value_name("NAME"), "maglev (default)")(
+      "scheduler", po::value<std::string>()->value_name("NAME"),
+      "maglev (default), rr, wrr, lc, wlc, sh, random, two-choices, least-bandwidth, "
+      "least-response-time")("hash-src", po::value<std::string>()->value_name("true|false"),
+                             "maglev/sh: hash the client address only")(
+      "sh-prefix4", po::value<int64_t>()->value_name("N"), "sh: IPv4 affinity prefix (32)")(
+      "sh-prefix6", po::value<int64_t>()->value_name("N"), "sh: IPv6 affinity prefix (128)")(
+      "sh-timeout", po::value<int64_t>()->value_name("S"), "sh: persistence, s (300)")(
       "gue-port", po::value<int64_t>()->value_name("N"), "dsr-gue UDP port (default 6080)")(
       "timeout-syn", po::value<int64_t>()->value_name("S"), "SYN idle timeout, s (default 30)")(
       "timeout-established", po::value<int64_t>()->value_name("S"),
@@ -60,6 +66,19 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
       f[k] = (*vm)[k].as<std::string>();
   if (vm->count("port"))
     f["port"] = (*vm)["port"].as<int64_t>();
+  if (vm->count("hash-src")) {
+    const auto v = (*vm)["hash-src"].as<std::string>();
+    if (v == "true" || v == "false")
+      f["hash_src"] = v == "true";
+    else
+      f["hash_src"] = v; // the daemon names the problem
+  }
+  for (const char* k : {"sh-prefix4", "sh-prefix6", "sh-timeout"})
+    if (vm->count(k)) {
+      std::string key = k;
+      key[2] = '_';
+      f[key] = (*vm)[k].as<int64_t>();
+    }
   if (vm->count("gue-port"))
     f["gue_port"] = (*vm)["gue-port"].as<int64_t>();
   for (const char* k : {"syn", "established", "fin", "udp"})
@@ -90,11 +109,14 @@ std::string save_text(const json& c) {
   for (const auto& s : c.at("services")) {
     const auto& t = s.at("timeouts");
     o += fmt::format("service add {} --vip {} --port {} --proto {} --mode {} --scheduler {} "
-                     "--gue-port {} --timeout-syn {} --timeout-established {} --timeout-fin {} "
+                     "--hash-src {} --sh-prefix4 {} --sh-prefix6 {} --sh-timeout {} --gue-port {} "
+                     "--timeout-syn {} --timeout-established {} --timeout-fin {} "
                      "--timeout-udp {}\n",
                      s.at("name").get<std::string>(), s.at("vip").get<std::string>(),
                      s.at("port").get<int>(), s.at("proto").get<std::string>(),
                      s.at("mode").get<std::string>(), s.at("scheduler").get<std::string>(),
+                     s.at("hash_src").get<bool>() ? "true" : "false", s.at("sh_prefix4").get<int>(),
+                     s.at("sh_prefix6").get<int>(), s.at("sh_timeout").get<uint64_t>(),
                      s.at("gue_port").get<int>(), t.at("syn").get<uint64_t>(),
                      t.at("established").get<uint64_t>(), t.at("fin").get<uint64_t>(),
                      t.at("udp").get<uint64_t>());

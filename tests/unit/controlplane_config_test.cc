@@ -84,8 +84,10 @@ TEST_CASE("errors name file, line and field path") {
 
   y = good;
   y.replace(y.find("    proto: tcp"), 14, "    colour: red");
-  CHECK(errors_of(y) == "t.yaml:9: services[0].colour: unknown field (expected one of: name, vip, "
-                        "port, proto, mode, scheduler, timeouts, gue_port, backends)");
+  CHECK(errors_of(y) ==
+        "t.yaml:9: services[0].colour: unknown field (expected one of: name, vip, port, proto, "
+        "mode, scheduler, hash_src, sh_prefix4, sh_prefix6, sh_timeout, timeouts, gue_port, "
+        "backends)");
 
   y = good;
   y.replace(y.find("10.0.0.12"), 9, "10.0.0.300");
@@ -146,6 +148,28 @@ TEST_CASE("what only the table builder knows is located at the service") {
   CHECK(errors_of(y) == "t.yaml:6: services[0]: service 192.0.2.10:80/tcp: backend "
                         "10.0.0.12:8080: dsr-ipip cannot rewrite the port: backend port must be 0 "
                         "or 80");
+}
+
+TEST_CASE("schedulers and their parameters") {
+  auto r = load_config_text("services:\n  - {name: a, vip: 192.0.2.1, port: 80, scheduler: sh, "
+                            "sh_prefix4: 24, sh_timeout: 60, hash_src: true}\n",
+                            "t.yaml", caps);
+  REQUIRE(r.ok());
+  CHECK(r->services[0].cfg.scheduler == abi::scheduler_kind::sh);
+  CHECK(r->services[0].cfg.sh_prefix4 == 24);
+  CHECK(r->services[0].cfg.sh_prefix6 == 128);
+  CHECK(r->services[0].cfg.sh_timeout_s == 60);
+  CHECK(r->services[0].cfg.hash_src);
+  auto back = load_config_text(to_yaml(r.value()), "s.yaml", caps);
+  REQUIRE(back.ok());
+  CHECK(to_json(back.value()) == to_json(r.value()));
+  CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, scheduler: fastest}\n") ==
+        "t.yaml:2: services[0].scheduler: must be one of maglev, rr, wrr, lc, wlc, sh, random, "
+        "two-choices, least-bandwidth, least-response-time, got 'fastest'");
+  CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, sh_prefix4: 33}\n") ==
+        "t.yaml:2: services[0].sh_prefix4: must be 0..32, got 33");
+  CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, hash_src: yes}\n") ==
+        "t.yaml:2: services[0].hash_src: must be true or false, got 'yes'");
 }
 
 TEST_CASE("an empty file is an empty config") {
