@@ -75,7 +75,9 @@ enum sluice_decap_counter {
 #define SLUICE_STEER_MAX_ADDRS 4096
 #define SLUICE_STEER_MAX_QUEUES 64
 
-// Key of steer_vips: a service (dst address, dst port, protocol).
+// Key of steer_vips: a service (dst address, dst port, protocol). Also the key
+// of steer_replies: a dnat backend (src address, src port, protocol), whose
+// replies are addressed to the client and must still reach the dataplane.
 struct sluice_steer_vip_key {
   struct sluice_bpf_addr addr;
   sluice_u16 port_be;  // destination port, network byte order
@@ -95,6 +97,7 @@ SLUICE_BPF_STATIC_ASSERT(sizeof(struct sluice_steer_vip_key) == 20, "sluice_stee
 #define SLUICE_STEER_COUNTERS(X)                                                                   \
   X(steered_vip, "for the dataplane: TCP/UDP to a VIP service (dst, port, proto)")                 \
   X(steered_addr, "for the dataplane: dst is a NAT-pool or dataplane address")                     \
+  X(steered_reply, "for the dataplane: TCP/UDP from a dnat backend (src, sport, proto)")           \
   X(steered_vip_other, "for the dataplane: ICMP, fragment or other protocol to a VIP address")     \
   X(steered_arp_nd, "for the dataplane: ARP or neighbour solicitation for a steered address")      \
   X(no_socket, "of those: passed to the kernel, no AF_XDP socket on this RX queue")                \

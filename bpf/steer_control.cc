@@ -61,17 +61,24 @@ status replace_map(int fd, const std::vector<std::pair<Key, uint32_t>>& wanted, 
 
 } // namespace
 
-std::vector<steer_vip> steer_vips_of(const std::vector<service_config>& services) {
-  std::vector<steer_vip> out;
-  for (const auto& s : services)
-    out.push_back(steer_vip{s.vip, s.port, s.proto});
+steer_set steer_set_of(const std::vector<service_config>& services) {
+  steer_set out;
+  for (const auto& s : services) {
+    out.vips.push_back(steer_vip{s.vip, s.port, s.proto});
+    if (s.mode == abi::fwd_mode::dnat)
+      for (const auto& b : s.backends)
+        out.replies.push_back(steer_vip{b.addr, b.port ? b.port : s.port, s.proto});
+  }
   return out;
 }
 
-status steer_fill(int vips_fd, int addrs_fd, const steer_set& set) {
-  if (set.vips.size() > SLUICE_STEER_MAX_VIPS)
-    return make_error(fmt::format("at most {} VIP services", SLUICE_STEER_MAX_VIPS));
-  std::vector<std::pair<sluice_steer_vip_key, uint32_t>> vips;
+status steer_fill(int vips_fd, int replies_fd, int addrs_fd, const steer_set& set) {
+  if (set.vips.size() > SLUICE_STEER_MAX_VIPS || set.replies.size() > SLUICE_STEER_MAX_VIPS)
+    return make_error(fmt::format("at most {} VIP services and {} dnat backends",
+                                  SLUICE_STEER_MAX_VIPS, SLUICE_STEER_MAX_VIPS));
+  std::vector<std::pair<sluice_steer_vip_key, uint32_t>> vips, replies;
+  for (const auto& r : set.replies)
+    replies.emplace_back(key_of(r), 1u);
   std::map<ip_addr, uint32_t> flags;
   for (const auto& v : set.vips) {
     vips.emplace_back(key_of(v), 1u);
@@ -89,13 +96,15 @@ status steer_fill(int vips_fd, int addrs_fd, const steer_set& set) {
   // Addresses first: a new VIP's port entry is useless without its address.
   if (auto st = replace_map(addrs_fd, addrs, "steer_addrs"); !st)
     return st;
+  if (auto st = replace_map(replies_fd, replies, "steer_replies"); !st)
+    return st;
   return replace_map(vips_fd, vips, "steer_vips");
 }
 
 namespace {
 
 struct steer_maps {
-  fd_guard vips, addrs, stats;
+  fd_guard vips, replies, addrs, stats;
 };
 
 result<std::pair<attached_prog, steer_maps>> find_steer(const std::string& iface, bool required) {
@@ -113,12 +122,14 @@ result<std::pair<attached_prog, steer_maps>> find_steer(const std::string& iface
                                                        : std::string("no XDP program")));
   }
   auto vips = prog_map((*current)->id, "steer_vips");
+  auto replies = prog_map((*current)->id, "steer_replies");
   auto addrs = prog_map((*current)->id, "steer_addrs");
   auto stats = prog_map((*current)->id, "steer_stats");
-  for (auto* r : {&vips, &addrs, &stats})
+  for (auto* r : {&vips, &replies, &addrs, &stats})
     if (!*r)
       return r->err();
-  return std::pair{**current, steer_maps{std::move(*vips), std::move(*addrs), std::move(*stats)}};
+  return std::pair{**current, steer_maps{std::move(*vips), std::move(*replies), std::move(*addrs),
+                                         std::move(*stats)}};
 }
 
 } // namespace
@@ -127,7 +138,8 @@ status steer_update(const std::string& iface, const steer_set& set) {
   auto found = find_steer(iface, true);
   if (!found)
     return found.err();
-  return steer_fill(found->second.vips.get(), found->second.addrs.get(), set);
+  const auto& m = found->second;
+  return steer_fill(m.vips.get(), m.replies.get(), m.addrs.get(), set);
 }
 
 result<std::optional<steer_state>> steer_query(const std::string& iface) {
@@ -141,6 +153,9 @@ result<std::optional<steer_state>> steer_query(const std::string& iface) {
   st.mode = found->first.mode;
   for (const auto& k : keys_of<sluice_steer_vip_key>(found->second.vips.get()))
     st.set.vips.push_back(
+        steer_vip{from_bpf_addr(k.addr), uint16_t((k.port_be >> 8) | (k.port_be << 8)), k.proto});
+  for (const auto& k : keys_of<sluice_steer_vip_key>(found->second.replies.get()))
+    st.set.replies.push_back(
         steer_vip{from_bpf_addr(k.addr), uint16_t((k.port_be >> 8) | (k.port_be << 8)), k.proto});
   for (const auto& a : keys_of<sluice_bpf_addr>(found->second.addrs.get())) {
     uint32_t f = 0;

@@ -30,16 +30,19 @@ struct steer_set {
   std::vector<steer_vip> vips;
   std::vector<ip_addr> nat_pool; // full-NAT source addresses (replies come back to them)
   std::vector<ip_addr> own;      // the dataplane's --addr addresses (ARP/ND, ICMP)
+  // dnat backends (addr, port, proto): their replies are addressed to clients.
+  std::vector<steer_vip> replies;
 };
 
-// The VIP part of a steer_set from the services the control plane publishes.
-std::vector<steer_vip> steer_vips_of(const std::vector<service_config>& services);
+// The VIPs and dnat backends of the services the control plane publishes
+// (nat_pool and own are the dataplane's options and stay empty).
+steer_set steer_set_of(const std::vector<service_config>& services);
 
 using steer_counters = std::array<uint64_t, sluice_steer_counter_count>;
 extern const char* const steer_counter_names[sluice_steer_counter_count];
 
-// Replaces the contents of steer_vips (vips_fd) and steer_addrs (addrs_fd).
-status steer_fill(int vips_fd, int addrs_fd, const steer_set& set);
+// Replaces the contents of steer_vips, steer_replies and steer_addrs.
+status steer_fill(int vips_fd, int replies_fd, int addrs_fd, const steer_set& set);
 
 // Finds vip_steer attached to `iface` and fills its maps.
 status steer_update(const std::string& iface, const steer_set& set);

@@ -1,6 +1,7 @@
 // sluice-steer: the VIP map of vip_steer on a balancer interface.
 //
 //   sluice-steer update --iface IF [--vip PROTO:ADDR:PORT]... [--nat-pool IP]... [--own IP]...
+//                       [--dnat-backend PROTO:ADDR:PORT]...
 //   sluice-steer status --iface IF
 //   sluice-steer attach --iface IF     (standalone loader; DPDK normally loads the
 //                                       program itself with xdp_prog=vip_steer.bpf.o)
@@ -34,9 +35,10 @@ int fail(const std::string& msg) {
   return 1;
 }
 
-steer_vip parse_vip(const std::string& text) {
+steer_vip parse_vip(const std::string& text, const char* opt) {
   auto bad = [&] {
-    cli_fail(prog, "--vip: expected PROTO:ADDR:PORT, e.g. tcp:192.0.2.10:80 (got '" + text + "')");
+    cli_fail(prog, std::string(opt) + ": expected PROTO:ADDR:PORT, e.g. tcp:192.0.2.10:80 (got '" +
+                       text + "')");
   };
   steer_vip v;
   auto colon = text.find(':');
@@ -88,6 +90,10 @@ int cmd_status(const std::string& iface) {
   for (const auto& v : s.set.vips)
     std::printf("vip %s:%s%s%s:%u\n", v.proto == 6 ? "tcp" : "udp", v.addr.is_v4() ? "" : "[",
                 format_ip(v.addr).c_str(), v.addr.is_v4() ? "" : "]", v.port);
+  for (const auto& v : s.set.replies)
+    std::printf("dnat_backend %s:%s%s%s:%u\n", v.proto == 6 ? "tcp" : "udp",
+                v.addr.is_v4() ? "" : "[", format_ip(v.addr).c_str(), v.addr.is_v4() ? "" : "]",
+                v.port);
   for (const auto& a : s.set.nat_pool)
     std::printf("nat_pool %s\n", format_ip(a).c_str());
   for (const auto& a : s.set.own)
@@ -136,11 +142,12 @@ int cmd_detach(const std::string& iface) {
 int main(int argc, char** argv) {
   if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
     std::printf("usage: sluice-steer update --iface IF [--vip PROTO:ADDR:PORT]... "
-                "[--nat-pool IP]... [--own IP]...\n"
+                "[--nat-pool IP]... [--own IP]... [--dnat-backend PROTO:ADDR:PORT]...\n"
                 "       sluice-steer status|attach|detach --iface IF\n");
     return 0;
   }
-  auto a = parse_cli(prog, argc, argv, {"--iface", "--vip", "--nat-pool", "--own"});
+  auto a =
+      parse_cli(prog, argc, argv, {"--iface", "--vip", "--nat-pool", "--own", "--dnat-backend"});
   if (a.command.empty())
     cli_fail(prog, "missing command (update, status, attach, detach)");
   if (!a.has("--iface"))
@@ -149,7 +156,9 @@ int main(int argc, char** argv) {
   if (a.command == "update") {
     steer_set set;
     for (const auto& v : a.all("--vip"))
-      set.vips.push_back(parse_vip(v));
+      set.vips.push_back(parse_vip(v, "--vip"));
+    for (const auto& v : a.all("--dnat-backend"))
+      set.replies.push_back(parse_vip(v, "--dnat-backend"));
     set.nat_pool = parse_addrs(a, "--nat-pool");
     set.own = parse_addrs(a, "--own");
     if (auto st = steer_update(iface, set); !st)
@@ -158,8 +167,8 @@ int main(int argc, char** argv) {
                 iface.c_str(), set.vips.size(), set.nat_pool.size(), set.own.size());
     return 0;
   }
-  if (a.has("--vip") || a.has("--nat-pool") || a.has("--own"))
-    cli_fail(prog, "--vip, --nat-pool and --own only apply to update");
+  if (a.has("--vip") || a.has("--nat-pool") || a.has("--own") || a.has("--dnat-backend"))
+    cli_fail(prog, "--vip, --nat-pool, --own and --dnat-backend only apply to update");
   if (a.command == "status")
     return cmd_status(iface);
   if (a.command == "attach")

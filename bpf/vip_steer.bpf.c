@@ -4,6 +4,7 @@
 // same NIC:
 //
 //   TCP/UDP whose (dst, dport, proto) is in steer_vips         -> steered_vip
+//   TCP/UDP whose (src, sport, proto) is in steer_replies      -> steered_reply (dnat)
 //   any IP packet whose dst is a NAT-pool or own address      -> steered_addr
 //   ICMP, fragments, other protocols to a VIP address         -> steered_vip_other
 //   ARP for, or IPv6 neighbour solicitation of, an address
@@ -44,6 +45,14 @@ struct {
   __type(key, struct sluice_steer_vip_key);
   __type(value, __u32);
 } steer_vips SEC(".maps");
+
+// dnat backends (src, sport, proto): their replies go to the client's address.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, SLUICE_STEER_MAX_VIPS);
+  __type(key, struct sluice_steer_vip_key);
+  __type(value, __u32);
+} steer_replies SEC(".maps");
 
 // Addresses the dataplane owns; value: SLUICE_STEER_ADDR_* flags.
 struct {
@@ -121,6 +130,22 @@ static __always_inline int handle_vip_port(struct xdp_md* ctx, const struct slui
   return to_kernel();
 }
 
+// TCP/UDP from a dnat backend: (src, sport, proto) in steer_replies.
+static __always_inline int is_backend_reply(const struct sluice_bpf_addr* src, void* l4, void* end,
+                                            __u8 proto) {
+  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+    return 0;
+  __be16* ports = l4;
+  if ((void*)(ports + 2) > end)
+    return 0;
+  struct sluice_steer_vip_key key;
+  __builtin_memcpy(&key.addr, src, sizeof(key.addr));
+  key.port_be = ports[0];
+  key.proto = proto;
+  key.reserved0 = 0;
+  return bpf_map_lookup_elem(&steer_replies, &key) != 0;
+}
+
 static __always_inline int handle_v4(struct xdp_md* ctx, void* l3, void* end) {
   struct iphdr* ip = l3;
   if ((void*)(ip + 1) > end)
@@ -128,8 +153,14 @@ static __always_inline int handle_v4(struct xdp_md* ctx, void* l3, void* end) {
   struct sluice_bpf_addr dst;
   addr_from_v4(&dst, ip->daddr);
   const __u32* flags = addr_flags(&dst);
-  if (!flags)
+  if (!flags) {
+    struct sluice_bpf_addr src;
+    addr_from_v4(&src, ip->saddr);
+    __u32 ihl = (__u32)ip->ihl * 4;
+    if (ihl >= sizeof(*ip) && is_backend_reply(&src, l3 + ihl, end, ip->protocol))
+      return to_dataplane(ctx, sluice_steer_steered_reply);
     return to_kernel();
+  }
   if (*flags & (SLUICE_STEER_ADDR_NAT_POOL | SLUICE_STEER_ADDR_OWN))
     return to_dataplane(ctx, sluice_steer_steered_addr);
   __u32 ihl = (__u32)ip->ihl * 4;
@@ -163,8 +194,13 @@ static __always_inline int handle_v6(struct xdp_md* ctx, void* l3, void* end) {
   struct sluice_bpf_addr dst;
   addr_from_v6(&dst, &ip6->daddr);
   const __u32* flags = addr_flags(&dst);
-  if (!flags)
+  if (!flags) {
+    struct sluice_bpf_addr src;
+    addr_from_v6(&src, &ip6->saddr);
+    if (is_backend_reply(&src, l4, end, ip6->nexthdr))
+      return to_dataplane(ctx, sluice_steer_steered_reply);
     return to_kernel();
+  }
   if (*flags & (SLUICE_STEER_ADDR_NAT_POOL | SLUICE_STEER_ADDR_OWN))
     return to_dataplane(ctx, sluice_steer_steered_addr);
   if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)

@@ -86,12 +86,17 @@ new_ns() {
 }
 
 # veth pair: ns_a/if_a <-> ns_b/if_b, offloads off on both ends.
+# The pair is born in the current namespace under temporary names unique to this
+# run, so concurrent test beds (other prefixes) never collide.
+veth_seq=0
 veth() {
-  ip link add "$2.tmp" type veth peer name "$4.tmp"
-  ip link set "$2.tmp" netns "$1"
-  ip link set "$4.tmp" netns "$3"
-  in_ns "$1" ip link set "$2.tmp" name "$2"
-  in_ns "$3" ip link set "$4.tmp" name "$4"
+  veth_seq=$((veth_seq + 1))
+  local ta=tb$$x${veth_seq}a tb=tb$$x${veth_seq}b
+  ip link add "$ta" type veth peer name "$tb"
+  ip link set "$ta" netns "$1"
+  ip link set "$tb" netns "$3"
+  in_ns "$1" ip link set "$ta" name "$2"
+  in_ns "$3" ip link set "$tb" name "$4"
   offloads_off "$1" "$2"
   offloads_off "$3" "$4"
 }
@@ -141,7 +146,8 @@ cmd_down() {
 
 start_dataplane() {
   local build=$1 driver=${SLUICE_TB_DRIVER:-}
-  local dp=$build/dataplane/sluice-dataplane steer_obj=$build/bpf/vip_steer.bpf.o
+  local dp=$build/dataplane/sluice-dataplane steer_obj
+  steer_obj=$(cd "$build" && pwd)/bpf/vip_steer.bpf.o
   [[ -x $dp ]] || die "$dp is not built (ninja -C $build)"
   ulimit -l unlimited 2>/dev/null || log "note: cannot raise the locked-memory limit (ulimit -l: $(ulimit -l))"
   local neigh=(--neigh "198.51.100.1=$router_mac" --neigh "2001:db8:b::1=$router_mac")
@@ -159,7 +165,7 @@ start_dataplane() {
   for driver in "${tries[@]}"; do
     if [[ $driver == af_xdp ]]; then
       vdev="net_af_xdp0,iface=lb0,start_queue=0,queue_count=1"
-      [[ -f $steer_obj ]] && vdev+=",xdp_prog=$repo/$steer_obj"
+      [[ -f $steer_obj ]] && vdev+=",xdp_prog=$steer_obj"
     else
       vdev="net_af_packet0,iface=lb0,qpairs=1"
     fi

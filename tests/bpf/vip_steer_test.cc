@@ -30,6 +30,7 @@ steer_set full_set() {
   s.vips = {{ip("192.0.2.10"), 80, p_tcp}, {ip("2001:db8::10"), 53, p_udp}};
   s.nat_pool = {ip("198.51.100.9")};
   s.own = {ip("198.51.100.2"), ip("2001:db8::2")};
+  s.replies = {{ip("10.0.0.21"), 80, p_tcp}, {ip("fd00:10::21"), 53, p_udp}};
   return s;
 }
 
@@ -65,6 +66,15 @@ std::vector<test_case> full_cases() {
       {"reply to a NAT-pool address",
        cat({eth(eth_ipv4), ipv4("10.0.0.11", "198.51.100.9", p_tcp, tcp(80, 40000))}),
        sluice_steer_steered_addr},
+      {"dnat reply from a backend to a client",
+       cat({eth(eth_ipv4), ipv4("10.0.0.21", client4, p_tcp, tcp(80, 40000))}),
+       sluice_steer_steered_reply},
+      {"IPv6 dnat reply from a backend to a client",
+       cat({eth(eth_ipv6), ipv6("fd00:10::21", client6, p_udp, udp(53, 5353, {'a'}))}),
+       sluice_steer_steered_reply},
+      {"same backend, other source port",
+       cat({eth(eth_ipv4), ipv4("10.0.0.21", client4, p_tcp, tcp(22, 40000))}),
+       sluice_steer_passed},
       {"ICMP to the dataplane's own address",
        cat({eth(eth_ipv4), ipv4(client4, "198.51.100.2", p_icmp, icmp_echo())}),
        sluice_steer_steered_addr},
@@ -100,6 +110,9 @@ std::vector<test_case> reduced_cases() {
   return {
       {"removed VIP service is no longer steered",
        cat({eth(eth_ipv4), ipv4(client4, "192.0.2.10", p_tcp, tcp(1, 80))}), sluice_steer_passed},
+      {"removed dnat backend is no longer steered",
+       cat({eth(eth_ipv4), ipv4("10.0.0.21", client4, p_tcp, tcp(80, 40000))}),
+       sluice_steer_passed},
       {"removed NAT-pool address is no longer steered",
        cat({eth(eth_ipv4), ipv4("10.0.0.11", "198.51.100.9", p_tcp, tcp(80, 40000))}),
        sluice_steer_passed},
@@ -154,14 +167,15 @@ int main() {
   }
   int prog = bpf_program__fd(skel->progs.vip_steer);
   int vips = bpf_map__fd(skel->maps.steer_vips);
+  int replies = bpf_map__fd(skel->maps.steer_replies);
   int addrs = bpf_map__fd(skel->maps.steer_addrs);
   int stats = bpf_map__fd(skel->maps.steer_stats);
 
   reporter rep;
-  auto st = steer_fill(vips, addrs, full_set());
+  auto st = steer_fill(vips, replies, addrs, full_set());
   rep.check(bool(st), "steer_fill with the full set" + (st ? "" : ": " + st.error_message()));
   run_cases(rep, prog, stats, full_cases());
-  st = steer_fill(vips, addrs, reduced_set());
+  st = steer_fill(vips, replies, addrs, reduced_set());
   rep.check(bool(st), "steer_fill with a reduced set" + (st ? "" : ": " + st.error_message()));
   run_cases(rep, prog, stats, reduced_cases());
   vip_steer_bpf__destroy(skel);
