@@ -21,6 +21,7 @@
 #include <rte_mbuf.h>
 
 #include "dataplane_options.h"
+#include "flow_telemetry.h"
 #include "neighbour_manager.h"
 #include "neighbour_table.h"
 #include "pipeline.h"
@@ -152,7 +153,9 @@ int run(const dataplane_options& o) {
     c.n_rx_sides = o.two_armed ? 2 : 1;
     c.rx[client_side] = c.tx[client_side] = queue_ref{client.port_id, w};
     c.rx[backend_side] = c.tx[backend_side] = queue_ref{backend.port_id, w};
-    c.handoff = steering.software ? handoff_r.value()[w] : nullptr;
+    // With several workers the pipeline checks ownership in software whatever
+    // the NIC does, so every worker drains its handoff ring.
+    c.handoff = n_workers > 1 ? handoff_r.value()[w] : nullptr;
     c.exception = exception_r.value();
     c.idle = idle_config{o.busy_poll, o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us};
   }
@@ -197,6 +200,12 @@ int run(const dataplane_options& o) {
       die(1, fmt::format("cannot launch worker {} on lcore {}: {}", w, st.worker_lcores[w],
                          rte_strerror(-rc)));
   }
+  {
+    std::vector<pipeline*> pls;
+    for (auto& p : st.pipelines)
+      pls.push_back(p.get());
+    register_flow_telemetry(pls);
+  }
   std::printf("%s: forwarding (SIGINT/SIGTERM to stop)\n", prog);
 
   nm.run();
@@ -208,6 +217,7 @@ int run(const dataplane_options& o) {
   nm.print_stats();
   for (uint16_t port : st.ports)
     shutdown_port(port);
+  unregister_flow_telemetry();
   for (auto& pl : st.pipelines)
     pl->set_live(false);
   st.pipelines.clear();

@@ -823,6 +823,52 @@ void pipeline::set_live(bool live) {
     store_release(a->live, 0u);
   }
 }
+template <typename Key>
+static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
+                       std::vector<flow_row>& out, size_t max, int32_t service,
+                       uint32_t reader_id) {
+  rte_rcu_qsbr* q = ft.qsbr();
+  rte_rcu_qsbr_thread_register(q, reader_id);
+  rte_rcu_qsbr_thread_online(q, reader_id);
+  uint32_t now_ms = uint32_t((rte_rdtsc() - pl.start_tsc_) / pl.tsc_per_ms_);
+  for (uint32_t pos = 0; pos < ft.positions() && out.size() < max; ++pos) {
+    const flow_entry& e = ft.entry(int32_t(pos));
+    if (!load_relaxed(e.live) || e.kind != flow_kind::forward)
+      continue;
+    flow_entry copy = e;
+    const Key k = ft.key_at(int32_t(pos));
+    if (!load_relaxed(e.live) || (service >= 0 && copy.service != uint16_t(service)))
+      continue;
+    flow_row r;
+    if constexpr (sizeof(Key) == sizeof(flow_key6)) {
+      r.client = ip_addr::from_v6(k.src);
+      r.vip = ip_addr::from_v6(k.dst);
+    } else {
+      r.client = ip_addr::from_v4_be(k.src);
+      r.vip = ip_addr::from_v4_be(k.dst);
+    }
+    r.client_port = rte_be_to_cpu_16(k.sport);
+    r.vip_port = rte_be_to_cpu_16(k.dport);
+    r.proto = k.proto;
+    r.state = uint8_t(copy.state);
+    r.mode = copy.mode;
+    r.worker = pl.cfg_.worker_id;
+    r.service = copy.service;
+    r.backend = copy.backend;
+    int32_t idle = int32_t(now_ms - copy.last_seen_ms);
+    r.idle_ms = idle > 0 ? uint32_t(idle) : 0;
+    out.push_back(r);
+  }
+  rte_rcu_qsbr_quiescent(q, reader_id);
+  rte_rcu_qsbr_thread_offline(q, reader_id);
+}
+
+void pipeline::list_flows(std::vector<flow_row>& out, size_t max, int32_t service,
+                          uint32_t reader_id) const {
+  list_table(impl_->ft4_, *impl_, out, max, service, reader_id);
+  list_table(impl_->ft6_, *impl_, out, max, service, reader_id);
+}
+
 uint64_t pipeline::flows_active() const {
   return load_relaxed(impl_->ctr_->worker[size_t(worker_counter::flows_active)]);
 }

@@ -97,6 +97,21 @@ struct burst_output {
 
 class pipeline_impl;
 
+// One tracked flow as introspection (`sluicectl conns`) reports it.
+struct flow_row {
+  ip_addr client;
+  ip_addr vip;
+  uint16_t client_port = 0; // host order
+  uint16_t vip_port = 0;
+  uint8_t proto = 0;
+  uint8_t state = 0; // tcp_state
+  uint8_t mode = 0;  // abi::fwd_mode
+  uint16_t worker = 0;
+  uint16_t service = 0;
+  uint32_t backend = 0; // backend slot
+  uint32_t idle_ms = 0;
+};
+
 class pipeline {
 public:
   // `handoff_rings[w]` is worker w's inbound ring (may be empty when
@@ -129,6 +144,15 @@ public:
   void set_live(bool live);
 
   uint64_t flows_active() const;
+
+  // Appends up to `max` of this worker's tracked flows (of service `service`,
+  // or all when negative) to `out`. Safe to call from another thread while the
+  // worker forwards: the tables are lock-free for readers, and the caller,
+  // registered as RCU reader `reader_id` (< flow_table_max_readers), keeps
+  // deleted positions from being reused while it reads. A row may be a moment
+  // old; it is never torn across two flows.
+  void list_flows(std::vector<flow_row>& out, size_t max, int32_t service,
+                  uint32_t reader_id) const;
   pipeline_impl& impl() { return *impl_; }
 
 private:

@@ -20,8 +20,11 @@ usage: dataplane_pcap_test.py SLUICE_DATAPLANE PUBLISH_TABLES
 Exit 0 pass, 1 fail, 77 skip.
 """
 
+import glob
 import ipaddress
+import json
 import os
+import socket
 import re
 import shutil
 import signal
@@ -92,6 +95,21 @@ def ipv4_checksum_ok(ip_layer):
     sent = parsed.chksum
     del parsed.chksum
     return IP(bytes(parsed)).chksum == sent
+
+
+def telemetry(tag, command):
+    """Runs one DPDK telemetry command of the dataplane; returns the parsed reply."""
+    paths = glob.glob(f"/var/run/dpdk/{tag}/dpdk_telemetry.v2") + \
+        glob.glob(os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"),
+                               f"dpdk/{tag}/dpdk_telemetry.v2"))
+    if not paths:
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(5)
+        s.connect(paths[0])
+        s.recv(4096)  # greeting
+        s.send(command.encode())
+        return json.loads(s.recv(65536).decode())
 
 
 def eal_memory_args():
@@ -179,6 +197,24 @@ def main():
             elif time.monotonic() - stable_since >= 1.5:
                 break
             time.sleep(0.1)
+        # Introspection while forwarding: the two tracked flows (TCP v4, UDP v6).
+        reply = telemetry(tag, "/sluice/conns,10")
+        if check(reply is not None, "telemetry socket answers /sluice/conns"):
+            conns = reply.get("/sluice/conns", {})
+            fields = conns.get("fields", [])
+            flows = [dict(zip(fields, conns[str(i)])) for i in range(conns.get("count", 0))
+                     if str(i) in conns]
+            print("conns:", json.dumps(conns))
+            check(conns.get("count") == 2, f"two tracked flows listed (got {conns.get('count')})")
+            tcp = [f for f in flows if f.get("client") == CLIENT4]
+            check(len(tcp) == 1 and tcp[0].get("client_port") == "40000" and
+                  tcp[0].get("vip") == VIP4 and tcp[0].get("vip_port") == "80" and
+                  tcp[0].get("state") == "established",
+                  "the TCP flow is listed established with its client and VIP")
+            udp = [f for f in flows if f.get("client") == CLIENT6]
+            check(len(udp) == 1 and udp[0].get("state") == "udp", "the UDP v6 flow is listed")
+            one = telemetry(tag, "/sluice/conns,1").get("/sluice/conns", {})
+            check(one.get("count") == 1, "the limit bounds the listing")
         proc.send_signal(signal.SIGTERM)
         try:
             rc = proc.wait(timeout=15)
