@@ -1,12 +1,15 @@
 #include "api_handler.h"
 
+#include <cstring>
 #include <fmt/format.h>
+#include <map>
 #include <signal.h>
 #include <unistd.h>
 
 #include "config_decode.h"
 #include "config_encode.h"
 #include "config_load.h"
+#include "dataplane_telemetry.h"
 #include "json_tree.h"
 #include "publisher.h"
 #include "shm_atomic.h"
@@ -132,6 +135,8 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     return status();
   if (cmd == "stats")
     return stats();
+  if (cmd == "conns")
+    return conns(req);
   if (cmd == "config.get")
     return {{"ok", true}, {"config", to_json(st.desired())}, {"yaml", to_yaml(st.desired())}};
   if (cmd == "service.list") {
@@ -301,6 +306,81 @@ json api_handler::stats() {
     worker[std::string(worker_counter_names[i])] = snap.worker[i];
   a["worker"] = worker;
   return a;
+}
+
+// Tracked flows, from the dataplane's telemetry socket; service indices and
+// backend slots are turned back into names and addresses with the published
+// tables, so the operator sees what they configured.
+json api_handler::conns(const json& req) {
+  const int limit = int(int_field(req, "limit", 1, 100, 20));
+  int32_t service_index = -1;
+  std::string service_name = req.value("service", std::string());
+  const auto& st = *ctx_.state;
+  if (!service_name.empty()) {
+    const auto* s = st.desired().find(service_name);
+    if (!s)
+      throw request_error{fmt::format("service '{}' does not exist", service_name)};
+    if (!ctx_.pub)
+      throw request_error{"no shared memory attached"};
+    auto idx = ctx_.pub->builder().service_index(key_of(s->cfg));
+    if (!idx)
+      throw request_error{fmt::format("service '{}' is not published yet", service_name)};
+    service_index = int32_t(*idx);
+  }
+  if (!ctx_.region)
+    throw request_error{"no shared memory attached"};
+  std::string command = fmt::format("/sluice/conns,{}", limit);
+  if (service_index >= 0)
+    command += fmt::format(",{}", service_index);
+  auto r = query_dataplane_telemetry(ctx_.shm_path, command, std::chrono::milliseconds(2000));
+  if (!r)
+    throw request_error{r.error_message()};
+  const json& reply = r.value();
+  const json fields = reply.value("fields", json::array());
+  const table_view v = current_view(*ctx_.region);
+  std::map<uint32_t, std::string> svc_names;
+  for (const auto& s : st.desired().services)
+    if (ctx_.pub)
+      if (auto i = ctx_.pub->builder().service_index(key_of(s.cfg)))
+        svc_names[*i] = s.name;
+  json flows = json::array();
+  const int count = reply.value("count", 0);
+  for (int i = 0; i < count; ++i) {
+    const std::string key = std::to_string(i);
+    if (!reply.contains(key) || !reply[key].is_array())
+      continue;
+    json row;
+    for (size_t f = 0; f < fields.size() && f < reply[key].size(); ++f)
+      row[fields[f].get<std::string>()] = reply[key][f];
+    uint32_t slot = uint32_t(std::stoul(row.value("backend_slot", std::string("0"))));
+    uint32_t svc = uint32_t(std::stoul(row.value("service", std::string("0"))));
+    std::string backend = "?";
+    if (v.hdr && slot < v.hdr->backend_limit && (v.backends[slot].flags & abi::backend_in_use)) {
+      ip_addr a;
+      std::memcpy(a.bytes.data(), v.backends[slot].addr, 16);
+      uint16_t port = v.backends[slot].port;
+      if (port == 0 && svc < v.hdr->service_limit)
+        port = v.services[svc].port;
+      backend = a.is_v4() ? fmt::format("{}:{}", format_ip(a), port)
+                          : fmt::format("[{}]:{}", format_ip(a), port);
+    }
+    const std::string proto = row.value("proto", std::string()) == "17" ? "udp" : "tcp";
+    auto endpoint = [](const std::string& addr, const std::string& port) {
+      return addr.find(':') != std::string::npos ? fmt::format("[{}]:{}", addr, port)
+                                                 : fmt::format("{}:{}", addr, port);
+    };
+    flows.push_back(
+        {{"client",
+          endpoint(row.value("client", std::string()), row.value("client_port", std::string()))},
+         {"vip", endpoint(row.value("vip", std::string()), row.value("vip_port", std::string()))},
+         {"proto", proto},
+         {"service", svc_names.count(svc) ? svc_names[svc] : std::to_string(svc)},
+         {"backend", backend},
+         {"state", row.value("state", std::string())},
+         {"idle_ms", std::stoul(row.value("idle_ms", std::string("0")))},
+         {"worker", std::stoul(row.value("worker", std::string("0")))}});
+  }
+  return {{"ok", true}, {"count", flows.size()}, {"limit", limit}, {"flows", flows}};
 }
 
 } // namespace sluice::cp

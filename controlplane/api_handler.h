@@ -43,6 +43,7 @@ private:
   nlohmann::json dispatch(const std::string& cmd, const nlohmann::json& req);
   nlohmann::json status();
   nlohmann::json stats();
+  nlohmann::json conns(const nlohmann::json& req);
   daemon_context& ctx_;
 };
 

@@ -326,6 +326,37 @@ int cmd_list(context& c) {
   return 0;
 }
 
+int cmd_conns(context& c) {
+  po::options_description d("options");
+  d.add_options()("limit", po::value<int>()->default_value(20), "at most N flows (1..100)");
+  // An optional positional SERVICE comes first.
+  std::vector<std::string> args = c.args;
+  std::string service;
+  if (!args.empty() && args[0].rfind("--", 0) != 0) {
+    service = args[0];
+    args.erase(args.begin());
+  }
+  auto p = parse_cmd(args, d, 0, "sluicectl conns [SERVICE] [--limit N] [--json]");
+  int limit = p.vm["limit"].as<int>();
+  if (limit < 1 || limit > 100)
+    throw usage_error{fmt::format("--limit must be 1..100, got {}", limit)};
+  json req = {{"cmd", "conns"}, {"limit", limit}};
+  if (!service.empty())
+    req["service"] = service;
+  return read_answer(c, req, [](const json& a) {
+    std::string o =
+        fmt::format("{:<46} {:<46} {:<5} {:<16} {:<46} {:<12} {:>9} {:>6}\n", "CLIENT", "VIP",
+                    "PROTO", "SERVICE", "BACKEND", "STATE", "IDLE(ms)", "WORKER");
+    for (const auto& f : a.value("flows", json::array()))
+      o += fmt::format("{:<46} {:<46} {:<5} {:<16} {:<46} {:<12} {:>9} {:>6}\n",
+                       f.value("client", ""), f.value("vip", ""), f.value("proto", ""),
+                       f.value("service", ""), f.value("backend", ""), f.value("state", ""),
+                       f.value("idle_ms", 0), f.value("worker", 0));
+    o += fmt::format("{} flow(s) shown (limit {})\n", a.value("count", 0), a.value("limit", 0));
+    return o;
+  });
+}
+
 int cmd_top(context& c) {
   po::options_description d("options");
   d.add_options()("iterations,n", po::value<int>()->default_value(0),
@@ -387,6 +418,7 @@ const std::vector<command>& commands() {
       {"status", "process health, generation, workers' acknowledgements, uptime", cmd_status},
       {"list", "[--stats|--rate]: ipvsadm -Ln style table", cmd_list},
       {"top", "[--iterations N]: live view, refreshed every second", cmd_top},
+      {"conns", "[SERVICE] [--limit N]: tracked flows, read from the running dataplane", cmd_conns},
   };
   return list;
 }

@@ -3,6 +3,7 @@
 // then runs the neighbour manager until SIGINT/SIGTERM. Exit status: 0 after a
 // clean stop, 2 for a bad argument (one line on stderr naming it), 1 when
 // start-up fails for another reason.
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -206,6 +207,15 @@ int run(const dataplane_options& o) {
       pls.push_back(p.get());
     register_flow_telemetry(pls);
   }
+  // Tell the control plane where our telemetry socket is: a symlink next to
+  // the shared-memory object (it knows that path; it cannot know our EAL
+  // file prefix).
+  const std::string telemetry_link = path + ".telemetry";
+  unlink(telemetry_link.c_str());
+  if (symlink((std::string(rte_eal_get_runtime_dir()) + "/dpdk_telemetry.v2").c_str(),
+              telemetry_link.c_str()) != 0)
+    std::fprintf(stderr, "%s: warning: cannot create %s: %s (sluicectl conns unavailable)\n", prog,
+                 telemetry_link.c_str(), std::strerror(errno));
   std::printf("%s: forwarding (SIGINT/SIGTERM to stop)\n", prog);
 
   nm.run();
@@ -218,6 +228,7 @@ int run(const dataplane_options& o) {
   for (uint16_t port : st.ports)
     shutdown_port(port);
   unregister_flow_telemetry();
+  unlink(telemetry_link.c_str());
   for (auto& pl : st.pipelines)
     pl->set_live(false);
   st.pipelines.clear();

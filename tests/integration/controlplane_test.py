@@ -357,6 +357,20 @@ def main():
             acked = [w["acked_generation"] for w in status()["workers"]]
             check(acked and all(a == status()["generation"] for a in acked),
                   f"restarted dataplane's workers are on the current generation ({acked})")
+            # The tracked flows, read from the running dataplane through the
+            # control plane: bounded by --limit, named by service and backend.
+            r = ctl("--json", "conns", "web", "--limit", "5")
+            conns = json.loads(r.stdout) if r.returncode == 0 else {}
+            flows = conns.get("flows", [])
+            check(r.returncode == 0 and len(flows) == 5,
+                  f"conns web --limit 5 lists 5 flows ({r.stdout.strip()[:200]!r} "
+                  f"{r.stderr.strip()!r})")
+            check(all(f["backend"] == "10.0.0.13:80" and f["service"] == "web" and
+                      f["client"].startswith("203.0.113.5:") and f["state"] == "syn"
+                      for f in flows), "conns rows name the client, service, backend and state")
+            r = ctl("conns")
+            check(r.returncode == 0 and "20 flow(s) shown" in r.stdout,
+                  f"conns table lists all 20 flows ({r.stdout.strip()[-60:]!r})")
 
         # 11. Graceful stop.
         final = status()["generation"]
