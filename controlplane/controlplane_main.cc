@@ -23,6 +23,7 @@
 #include "state.h"
 #include "state_file.h"
 #include "stats_reader.h"
+#include "steer_hook.h"
 
 namespace po = boost::program_options;
 using namespace sluice;
@@ -34,6 +35,8 @@ struct options {
   std::string config, instance, shm_path, socket, state_file, metrics = "127.0.0.1:9700";
   uint32_t ack_timeout_ms = 2000;
   bool validate = false;
+  std::vector<std::string> steer_nat_pool, steer_own;
+  steer_hook_options steer;
 };
 
 void log(const std::string& msg) {
@@ -57,7 +60,13 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "Prometheus endpoint, or 'off' (default 127.0.0.1:9700)")(
       "ack-timeout-ms", po::value(&o.ack_timeout_ms)->value_name("MS"),
       "how long a change waits for every worker to acknowledge (default 2000)")(
-      "validate", po::bool_switch(&o.validate), "only check the config file and exit");
+      "validate", po::bool_switch(&o.validate), "only check the config file and exit")(
+      "steer-iface", po::value(&o.steer.iface)->value_name("IF"),
+      "after every publication, fill the maps of vip_steer attached to IF")(
+      "steer-nat-pool", po::value(&o.steer_nat_pool)->value_name("IP")->composing(),
+      "the dataplane's NAT-pool addresses for vip_steer (default: keep the map's)")(
+      "steer-own", po::value(&o.steer_own)->value_name("IP")->composing(),
+      "the dataplane's own addresses for vip_steer (default: keep the map's)");
   try {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
@@ -71,6 +80,22 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     }
   } catch (const po::error& e) {
     log(std::string(e.what()) + " (see --help)");
+    exit_code = 2;
+    return std::nullopt;
+  }
+  for (auto [texts, out] :
+       {std::pair{&o.steer_nat_pool, &o.steer.nat_pool}, std::pair{&o.steer_own, &o.steer.own}})
+    for (const auto& t : *texts) {
+      auto ip = parse_ip(t);
+      if (!ip) {
+        log(fmt::format("--steer-nat-pool/--steer-own: '{}' is not an IP address", t));
+        exit_code = 2;
+        return std::nullopt;
+      }
+      out->push_back(*ip);
+    }
+  if (!o.steer.iface.empty() && !steer_hook_available()) {
+    log("--steer-iface: this build has no libbpf (bpf/ was not built)");
     exit_code = 2;
     return std::nullopt;
   }
@@ -143,7 +168,9 @@ int run(const options& o) {
 
   publish_stats publishes;
   cp_state state(caps,
-                 make_shm_publish(pub, std::chrono::milliseconds(o.ack_timeout_ms), publishes),
+                 with_steer_update(
+                     make_shm_publish(pub, std::chrono::milliseconds(o.ack_timeout_ms), publishes),
+                     o.steer, log),
                  [&](const cp_config& c) { return write_file_atomic(state_file, to_yaml(c)); });
   state.set_generation(pub.generation());
   auto first = state.load(cfg);
