@@ -158,14 +158,15 @@ result<void> table_builder::validate(const std::vector<service_config>& services
                                     name, s.backends.size(), s.backends.size(), s.maglev_size));
     std::set<std::pair<ip_addr, uint16_t>> seen_backends;
     for (const backend_config& b : s.backends) {
-      const std::string bname = backend_name(b);
+      // Formatted only when an error names it: validation runs on every publish.
+      auto bname = [&] { return backend_name(b); };
       if (unspecified(b.addr))
-        return make_error(fmt::format("{}: {}: address is unspecified", name, bname));
+        return make_error(fmt::format("{}: {}: address is unspecified", name, bname()));
       if (!seen_backends.insert({b.addr, effective_port(s, b)}).second)
-        return make_error(fmt::format("{}: {}: duplicate backend", name, bname));
+        return make_error(fmt::format("{}: {}: duplicate backend", name, bname()));
       const auto st = uint8_t(b.state);
       if (st < uint8_t(abi::backend_state::up) || st > uint8_t(abi::backend_state::disabled))
-        return make_error(fmt::format("{}: {}: unknown state {}", name, bname, unsigned(st)));
+        return make_error(fmt::format("{}: {}: unknown state {}", name, bname(), unsigned(st)));
       const bool vip4 = s.vip.is_v4(), be4 = b.addr.is_v4();
       switch (s.mode) {
       case abi::fwd_mode::nat:
@@ -173,14 +174,15 @@ result<void> table_builder::validate(const std::vector<service_config>& services
         if (vip4 != be4)
           return make_error(fmt::format("{}: {}: {} needs a backend of the VIP's family (IPv{}), "
                                         "got IPv{}",
-                                        name, bname, mode_name(s.mode), vip4 ? 4 : 6, be4 ? 4 : 6));
+                                        name, bname(), mode_name(s.mode), vip4 ? 4 : 6,
+                                        be4 ? 4 : 6));
         break;
       case abi::fwd_mode::dsr_ipip:
       case abi::fwd_mode::dsr_gue:
         if (!vip4 && be4)
           return make_error(fmt::format("{}: {}: {} cannot carry an IPv6 VIP to an IPv4 "
                                         "backend (4in6 is supported, 6in4 is not)",
-                                        name, bname, mode_name(s.mode)));
+                                        name, bname(), mode_name(s.mode)));
         break;
       case abi::fwd_mode::dsr_l2:
         break; // the backend address only resolves the next-hop MAC
@@ -190,7 +192,7 @@ result<void> table_builder::validate(const std::vector<service_config>& services
       if (is_dsr(s.mode) && b.port != 0 && b.port != s.port)
         return make_error(fmt::format("{}: {}: {} cannot rewrite the port: backend port must "
                                       "be 0 or {}",
-                                      name, bname, mode_name(s.mode), s.port));
+                                      name, bname(), mode_name(s.mode), s.port));
     }
     backends_total += s.backends.size();
     // Other schedulers keep the list of eligible backends in the pool.
