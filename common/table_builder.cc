@@ -8,6 +8,7 @@
 
 #include "flow_hash.h"
 #include "maglev.h"
+#include "mode_names.h"
 #include "scheduler_names.h"
 #include "shm_region.h"
 
@@ -22,20 +23,8 @@ const char* proto_name(uint8_t p) {
   return p == proto_tcp ? "tcp" : p == proto_udp ? "udp" : "?";
 }
 
-const char* mode_name(abi::fwd_mode m) {
-  switch (m) {
-  case abi::fwd_mode::nat:
-    return "nat";
-  case abi::fwd_mode::dnat:
-    return "dnat";
-  case abi::fwd_mode::dsr_l2:
-    return "dsr-l2";
-  case abi::fwd_mode::dsr_ipip:
-    return "dsr-ipip";
-  case abi::fwd_mode::dsr_gue:
-    return "dsr-gue";
-  }
-  return "?";
+std::string_view mode_name(abi::fwd_mode m) {
+  return fwd_mode_name(m);
 }
 
 bool is_dsr(abi::fwd_mode m) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "ip_addr.h"
+#include "mode_names.h"
 
 namespace sluice::cp {
 
@@ -31,27 +32,11 @@ std::vector<service_config> cp_config::table_input() const {
 }
 
 std::string_view mode_name(abi::fwd_mode m) {
-  switch (m) {
-  case abi::fwd_mode::nat:
-    return "nat";
-  case abi::fwd_mode::dnat:
-    return "dnat";
-  case abi::fwd_mode::dsr_l2:
-    return "dsr-l2";
-  case abi::fwd_mode::dsr_ipip:
-    return "dsr-ipip";
-  case abi::fwd_mode::dsr_gue:
-    return "dsr-gue";
-  }
-  return "?";
+  return fwd_mode_name(m);
 }
 
 std::optional<abi::fwd_mode> parse_mode(std::string_view s) {
-  for (auto m : {abi::fwd_mode::nat, abi::fwd_mode::dnat, abi::fwd_mode::dsr_l2,
-                 abi::fwd_mode::dsr_ipip, abi::fwd_mode::dsr_gue})
-    if (mode_name(m) == s)
-      return m;
-  return std::nullopt;
+  return fwd_mode_from_name(s);
 }
 
 std::string_view state_name(abi::backend_state s) {

@@ -21,6 +21,27 @@ uint32_t affinity_hash(const void* key, uint32_t len, uint32_t seed) {
 
 constexpr uint32_t bandwidth_window_ms = 100;
 
+// The candidate with the smallest cost per unit of weight, scanned from a
+// rotating start so that ties do not always favour the first backend.
+// cost(b) and weight(b) are compared by cross-multiplication, never divided.
+template <typename Cost, typename Weight>
+int32_t min_per_weight(const uint32_t* list, uint32_t n, uint32_t start, Cost cost, Weight weight) {
+  int32_t best = -1;
+  unsigned __int128 best_cost = 0;
+  uint64_t best_weight = 1;
+  for (uint32_t k = 0; k < n; ++k) {
+    uint32_t b = list[(start + k) % n];
+    unsigned __int128 c = cost(b);
+    uint64_t w = weight(b);
+    if (best < 0 || c * best_weight < best_cost * w) {
+      best = int32_t(b);
+      best_cost = c;
+      best_weight = w;
+    }
+  }
+  return best;
+}
+
 } // namespace
 
 result<void> backend_scheduler::init(shm_region& shm, uint16_t worker_id, uint16_t n_workers,
@@ -215,23 +236,11 @@ int32_t backend_scheduler::pick(const table_view& v, uint32_t svc, const abi::se
   case scheduler_kind::lc:
   case scheduler_kind::wlc: {
     bool weighted = scheduler_kind(s.scheduler) == scheduler_kind::wlc;
-    // Start at a rotating index so ties do not always favour the first backend.
     uint32_t& c = rr_cursor_[svc];
     c = c + 1 < n ? c + 1 : 0;
-    int32_t best = -1;
-    uint64_t best_active = 0, best_weight = 1;
-    for (uint32_t k = 0; k < n; ++k) {
-      uint32_t b = list[(c + k) % n];
-      uint64_t a = active(b);
-      uint64_t w = weighted ? v.backends[b].weight : 1;
-      // a / w < best_active / best_weight, without division.
-      if (best < 0 || a * best_weight < best_active * w) {
-        best = int32_t(b);
-        best_active = a;
-        best_weight = w;
-      }
-    }
-    return best;
+    return min_per_weight(
+        list, n, c, [&](uint32_t b) { return active(b); },
+        [&](uint32_t b) { return weighted ? uint64_t(v.backends[b].weight) : 1u; });
   }
   case scheduler_kind::random:
     return pick_weighted_random(v, s);
@@ -252,20 +261,13 @@ int32_t backend_scheduler::pick(const table_view& v, uint32_t svc, const abi::se
     }
     uint32_t& c = rr_cursor_[svc];
     c = c + 1 < n ? c + 1 : 0;
-    int32_t best = -1;
-    uint64_t best_bytes = 0, best_weight = 1;
-    for (uint32_t k = 0; k < n; ++k) {
-      uint32_t b = list[(c + k) % n];
-      uint64_t total = bytes(b);
-      uint64_t used = total >= bw_snapshot_[b] ? total - bw_snapshot_[b] : 0;
-      uint64_t w = v.backends[b].weight;
-      if (best < 0 || used * best_weight < best_bytes * w) {
-        best = int32_t(b);
-        best_bytes = used;
-        best_weight = w;
-      }
-    }
-    return best;
+    return min_per_weight(
+        list, n, c,
+        [&](uint32_t b) {
+          uint64_t total = bytes(b);
+          return total >= bw_snapshot_[b] ? total - bw_snapshot_[b] : 0;
+        },
+        [&](uint32_t b) { return uint64_t(v.backends[b].weight); });
   }
   case scheduler_kind::least_response_time: {
     // Score = response time × (active flows + 1) / weight: the active-flow
@@ -282,23 +284,13 @@ int32_t backend_scheduler::pick(const table_view& v, uint32_t svc, const abi::se
       known_min = 1;
     uint32_t& c = rr_cursor_[svc];
     c = c + 1 < n ? c + 1 : 0;
-    int32_t best = -1;
-    unsigned __int128 best_num = 0;
-    uint64_t best_w = 1;
-    for (uint32_t k = 0; k < n; ++k) {
-      uint32_t b = list[(c + k) % n];
-      uint64_t r = response_us(v.backends[b], b);
-      if (!r)
-        r = known_min;
-      unsigned __int128 num = (unsigned __int128)r * (active(b) + 1);
-      uint64_t w = v.backends[b].weight;
-      if (best < 0 || num * best_w < best_num * w) {
-        best = int32_t(b);
-        best_num = num;
-        best_w = w;
-      }
-    }
-    return best;
+    return min_per_weight(
+        list, n, c,
+        [&](uint32_t b) {
+          uint64_t r = response_us(v.backends[b], b);
+          return (unsigned __int128)(r ? r : known_min) * (active(b) + 1);
+        },
+        [&](uint32_t b) { return uint64_t(v.backends[b].weight); });
   }
   }
   return -1;
