@@ -198,3 +198,66 @@ TEST_CASE("NAT source ports are reused after their flow ends", "[flows]") {
   h.tick(3); // the four half-open flows expire and free their ports
   CHECK(h.run({client_packet(1, 300, SYN)}, dp::client_side, 3).tx.size() == 1);
 }
+
+TEST_CASE("publications under traffic lose and misroute nothing", "[flows]") {
+  // 300 established flows keep sending while the tables change under them:
+  // weights, a backend added, a backend drained, the scheduler switched. Every
+  // packet must leave, established flows must keep their backend, and new
+  // flows must only use backends the current generation offers.
+  service_config s = four_backends();
+  dp::pipeline_config cfg = default_pipeline_config();
+  cfg.flow_capacity = 8192;
+  harness h({s}, cfg);
+  std::map<uint16_t, uint8_t> home;
+  for (uint16_t port = 1; port <= 300; ++port)
+    home[port] = backend_of(h.run({client_packet(7, port, SYN)}));
+  uint16_t next_port = 1000;
+  for (int gen = 0; gen < 12; ++gen) {
+    switch (gen % 4) {
+    case 0:
+      s.backends[0].weight = uint16_t(1 + gen);
+      break;
+    case 1:
+      s.backends.push_back({ip_addr::from_v4_be(htonl(0xcb007100u + 20 + uint32_t(gen))), 0, 1,
+                            abi::backend_state::up, 0});
+      break;
+    case 2:
+      s.backends[2].weight = s.backends[2].weight ? 0 : 2;
+      break;
+    case 3:
+      s.scheduler = s.scheduler == abi::scheduler_kind::maglev ? abi::scheduler_kind::wrr
+                                                               : abi::scheduler_kind::maglev;
+      break;
+    }
+    h.publish({s});
+    std::set<uint8_t> offered;
+    for (const auto& b : s.backends)
+      if (b.weight > 0)
+        offered.insert(b.addr.bytes[15]);
+    std::vector<bytes> burst;
+    std::vector<int> expect; // backend last byte, or -1 for a new flow
+    for (uint16_t port = 1; port <= 300; ++port) {
+      burst.push_back(client_packet(7, port, ACK, 20));
+      expect.push_back(home[port]);
+      if (port % 10 == 0) {
+        burst.push_back(client_packet(8, next_port++, SYN));
+        expect.push_back(-1);
+      }
+      if (burst.size() >= 32 || port == 300) {
+        run_result r = h.run(burst);
+        REQUIRE(r.dropped == 0);
+        REQUIRE(r.tx.size() == burst.size());
+        for (size_t i = 0; i < burst.size(); ++i) {
+          uint8_t b = r.tx[i].data[5];
+          if (expect[i] >= 0)
+            CHECK(b == uint8_t(expect[i]));
+          else
+            CHECK(offered.count(b) == 1);
+        }
+        burst.clear();
+        expect.clear();
+      }
+    }
+  }
+  CHECK(h.counter(worker_counter::dropped) == 0);
+}
