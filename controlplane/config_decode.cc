@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <initializer_list>
 #include <optional>
+#include <tuple>
 
 #include "ip_addr.h"
 #include "scheduler_names.h"
@@ -134,8 +135,12 @@ private:
   decode_result& r_;
 };
 
-void decode_backend_into(decoder& d, const YAML::Node& n, const std::string& p, backend_config& b) {
-  auto f = d.fields(n, p, {"address", "port", "weight", "state"});
+void decode_health_into(decoder& d, const YAML::Node& n, const std::string& p, health_config& h);
+
+void decode_backend_into(decoder& d, const YAML::Node& n, const std::string& p, backend_config& b,
+                         const health_config* service_health = nullptr,
+                         std::optional<health_config>* health = nullptr) {
+  auto f = d.fields(n, p, {"address", "port", "weight", "state", "health"});
   if (!n.IsMap())
     return;
   d.require(f, n, p, {"address"});
@@ -152,12 +157,80 @@ void decode_backend_into(decoder& d, const YAML::Node& n, const std::string& p, 
     if (auto v = d.word<abi::backend_state>(f["state"], p + ".state",
                                             "up, down, draining, disabled", parse_state))
       b.state = *v;
+  if (f.count("health")) {
+    if (!health) {
+      d.error(f["health"], p + ".health",
+              "per-backend checks are set in the service's config (backends[].health)");
+    } else {
+      health_config h = service_health ? *service_health : health_config{};
+      decode_health_into(d, f["health"], p + ".health", h);
+      *health = h;
+    }
+  }
+}
+
+void decode_health_into(decoder& d, const YAML::Node& n, const std::string& p, health_config& h) {
+  auto f = d.fields(n, p,
+                    {"check", "interval_ms", "timeout_ms", "rise", "fall", "jitter_pct", "port",
+                     "source", "path", "host", "status_min", "status_max", "body_contains", "send",
+                     "expect", "slow_start_s", "passive_threshold_pct", "passive_min_flows"});
+  if (!n.IsMap())
+    return;
+  if (f.count("check"))
+    if (auto v = d.word<check_kind>(f["check"], p + ".check", "none, tcp, http, udp",
+                                    [](const std::string& w) { return parse_check_kind(w); }))
+      h.kind = *v;
+  const std::tuple<const char*, uint32_t*, int64_t, int64_t> nums[] = {
+      {"interval_ms", &h.interval_ms, 10, 3600000},
+      {"timeout_ms", &h.timeout_ms, 1, 600000},
+      {"rise", &h.rise, 1, 100},
+      {"fall", &h.fall, 1, 100},
+      {"jitter_pct", &h.jitter_pct, 0, 50},
+      {"slow_start_s", &h.slow_start_s, 0, 3600},
+      {"passive_threshold_pct", &h.passive_threshold_pct, 0, 100},
+      {"passive_min_flows", &h.passive_min_flows, 1, 1000000}};
+  for (auto [k, dst, lo, hi] : nums)
+    if (f.count(k))
+      if (auto v = d.integer(f[k], p + "." + k, lo, hi))
+        *dst = uint32_t(*v);
+  if (f.count("port"))
+    if (auto v = d.integer(f["port"], p + ".port", 0, 65535))
+      h.port = uint16_t(*v);
+  if (f.count("status_min"))
+    if (auto v = d.integer(f["status_min"], p + ".status_min", 100, 599))
+      h.status_min = uint16_t(*v);
+  if (f.count("status_max"))
+    if (auto v = d.integer(f["status_max"], p + ".status_max", 100, 599))
+      h.status_max = uint16_t(*v);
+  if (f.count("source"))
+    if (auto a = d.address(f["source"], p + ".source"))
+      h.source = *a;
+  const std::pair<const char*, std::string*> strs[] = {{"path", &h.path},
+                                                       {"host", &h.host},
+                                                       {"body_contains", &h.body_contains},
+                                                       {"send", &h.send},
+                                                       {"expect", &h.expect}};
+  for (auto [k, dst] : strs)
+    if (f.count(k))
+      if (auto v = d.string(f[k], p + "." + k))
+        *dst = *v;
+  if (h.path.empty() || h.path[0] != '/' ||
+      h.path.find_first_of(" \r\n") != std::string::npos)
+    d.error(f.count("path") ? f["path"] : n, p + ".path",
+            fmt::format("must start with '/' and hold no space or line break, got '{}'", h.path));
+  if (h.host.find_first_of(" \r\n") != std::string::npos)
+    d.error(f["host"], p + ".host", "must hold no space or line break");
+  if (h.status_min > h.status_max)
+    d.error(f.count("status_max") ? f["status_max"] : n, p + ".status_max",
+            fmt::format("must be >= status_min ({}), got {}", h.status_min, h.status_max));
+  if (h.kind == check_kind::udp && h.send.empty())
+    d.error(f.count("check") ? f["check"] : n, p + ".send", "a udp check needs a payload to send");
 }
 
 void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, named_service& s) {
   auto f = d.fields(n, p,
                     {"name", "vip", "port", "proto", "mode", "scheduler", "hash_src", "sh_prefix4",
-                     "sh_prefix6", "sh_timeout", "timeouts", "gue_port", "backends"});
+                     "sh_prefix6", "sh_timeout", "timeouts", "gue_port", "health", "backends"});
   if (!n.IsMap())
     return;
   d.require(f, n, p, {"name", "vip", "port"});
@@ -214,6 +287,8 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
         if (auto v = d.integer(t[k], tp + "." + k, 1, 604800))
           *dst = uint32_t(*v);
   }
+  if (f.count("health"))
+    decode_health_into(d, f["health"], p + ".health", s.health);
   if (f.count("backends")) {
     const auto& bn = f["backends"];
     if (bn.IsNull())
@@ -224,8 +299,11 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
     }
     for (size_t j = 0; j < bn.size(); ++j) {
       backend_config b;
-      decode_backend_into(d, bn[j], fmt::format("{}.backends[{}]", p, j), b);
+      std::optional<health_config> h;
+      decode_backend_into(d, bn[j], fmt::format("{}.backends[{}]", p, j), b, &s.health, &h);
       s.cfg.backends.push_back(b);
+      if (h)
+        s.backend_health[format_endpoint(b.addr, b.port ? b.port : s.cfg.port)] = *h;
     }
   }
 }

@@ -42,6 +42,10 @@ void diff_service(const named_service& a, const named_service& b, std::vector<st
   field(ch, "timeouts.established", a.cfg.timeouts.established_s, b.cfg.timeouts.established_s);
   field(ch, "timeouts.fin", a.cfg.timeouts.fin_s, b.cfg.timeouts.fin_s);
   field(ch, "timeouts.udp", a.cfg.timeouts.udp_s, b.cfg.timeouts.udp_s);
+  if (!(a.health == b.health))
+    ch.push_back(fmt::format("health {} -> {}", describe(a.health), describe(b.health)));
+  if (a.backend_health != b.backend_health)
+    ch.push_back("per-backend health overrides changed");
   for (const auto& c : ch)
     out.push_back(fmt::format("~ service {}: {}", b.name, c));
   for (const auto& ob : a.cfg.backends)

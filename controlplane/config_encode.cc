@@ -7,6 +7,51 @@
 
 namespace sluice::cp {
 
+namespace {
+
+// Strings in double quotes with JSON escapes, which YAML reads back verbatim.
+std::string quoted(const std::string& v) {
+  return nlohmann::json(v).dump();
+}
+
+std::string health_yaml(const health_config& h) {
+  return fmt::format("{{check: {}, interval_ms: {}, timeout_ms: {}, rise: {}, fall: {}, "
+                     "jitter_pct: {}, port: {}, {}path: {}, host: {}, status_min: {}, "
+                     "status_max: {}, body_contains: {}, send: {}, expect: {}, slow_start_s: {}, "
+                     "passive_threshold_pct: {}, passive_min_flows: {}}}",
+                     check_kind_name(h.kind), h.interval_ms, h.timeout_ms, h.rise, h.fall,
+                     h.jitter_pct, h.port,
+                     h.source ? fmt::format("source: \"{}\", ", format_ip(*h.source)) : "",
+                     quoted(h.path), quoted(h.host), h.status_min, h.status_max,
+                     quoted(h.body_contains), quoted(h.send), quoted(h.expect), h.slow_start_s,
+                     h.passive_threshold_pct, h.passive_min_flows);
+}
+
+} // namespace
+
+nlohmann::json to_json(const health_config& h) {
+  nlohmann::json j = {{"check", std::string(check_kind_name(h.kind))},
+                      {"interval_ms", h.interval_ms},
+                      {"timeout_ms", h.timeout_ms},
+                      {"rise", h.rise},
+                      {"fall", h.fall},
+                      {"jitter_pct", h.jitter_pct},
+                      {"port", h.port},
+                      {"path", h.path},
+                      {"host", h.host},
+                      {"status_min", h.status_min},
+                      {"status_max", h.status_max},
+                      {"body_contains", h.body_contains},
+                      {"send", h.send},
+                      {"expect", h.expect},
+                      {"slow_start_s", h.slow_start_s},
+                      {"passive_threshold_pct", h.passive_threshold_pct},
+                      {"passive_min_flows", h.passive_min_flows}};
+  if (h.source)
+    j["source"] = format_ip(*h.source);
+  return j;
+}
+
 std::string to_yaml(const cp_config& c) {
   // Hand-written rather than YAML::Emitter so the layout is stable and
   // readable; every value is a validated name, an address or a number, none
@@ -24,10 +69,14 @@ std::string to_yaml(const cp_config& c) {
                      mode_name(s.cfg.mode), scheduler_name(s.cfg.scheduler), s.cfg.hash_src,
                      unsigned(s.cfg.sh_prefix4), unsigned(s.cfg.sh_prefix6), s.cfg.sh_timeout_s,
                      s.cfg.gue_port, t.syn_s, t.established_s, t.fin_s, t.udp_s);
+    o += fmt::format("    health: {}\n", health_yaml(s.health));
     o += s.cfg.backends.empty() ? "    backends: []\n" : "    backends:\n";
-    for (const auto& b : s.cfg.backends)
-      o += fmt::format("      - {{address: \"{}\", port: {}, weight: {}, state: {}}}\n",
-                       format_ip(b.addr), b.port, b.weight, state_name(b.state));
+    for (const auto& b : s.cfg.backends) {
+      auto h = s.backend_health.find(format_endpoint(b.addr, b.port ? b.port : s.cfg.port));
+      o += fmt::format("      - {{address: \"{}\", port: {}, weight: {}, state: {}{}}}\n",
+                       format_ip(b.addr), b.port, b.weight, state_name(b.state),
+                       h == s.backend_health.end() ? "" : ", health: " + health_yaml(h->second));
+    }
   }
   return o;
 }
@@ -41,8 +90,12 @@ nlohmann::json to_json(const backend_config& b) {
 
 nlohmann::json to_json(const named_service& s) {
   nlohmann::json backends = nlohmann::json::array();
-  for (const auto& b : s.cfg.backends)
+  for (const auto& b : s.cfg.backends) {
     backends.push_back(to_json(b));
+    auto h = s.backend_health.find(format_endpoint(b.addr, b.port ? b.port : s.cfg.port));
+    if (h != s.backend_health.end())
+      backends.back()["health"] = to_json(h->second);
+  }
   const auto& t = s.cfg.timeouts;
   return {
       {"name", s.name},
@@ -56,6 +109,7 @@ nlohmann::json to_json(const named_service& s) {
       {"sh_prefix6", s.cfg.sh_prefix6},
       {"sh_timeout", s.cfg.sh_timeout_s},
       {"gue_port", s.cfg.gue_port},
+      {"health", to_json(s.health)},
       {"timeouts",
        {{"syn", t.syn_s}, {"established", t.established_s}, {"fin", t.fin_s}, {"udp", t.udp_s}}},
       {"backends", backends}};

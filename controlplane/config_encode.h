@@ -14,5 +14,6 @@ std::string to_yaml(const cp_config& c);
 nlohmann::json to_json(const cp_config& c);
 nlohmann::json to_json(const named_service& s);
 nlohmann::json to_json(const backend_config& b);
+nlohmann::json to_json(const health_config& h);
 
 } // namespace sluice::cp

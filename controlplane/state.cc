@@ -1,5 +1,6 @@
 #include "state.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 #include "config_diff.h"
@@ -22,7 +23,7 @@ result<change_result> cp_state::commit(cp_config next, bool dry_run, bool force)
   r.generation = generation_;
   if (dry_run || (r.diff.empty() && !force))
     return r;
-  auto pub = publish_(next.table_input());
+  auto pub = publish_(effective(next));
   if (!pub)
     return make_error("publish failed, nothing changed: " + pub.error_message());
   generation_ = pub->generation;
@@ -119,7 +120,10 @@ result<change_result> cp_state::del_backend(const std::string& service, const ba
   auto b = find_backend(next, service, ref);
   if (!b)
     return b.err();
-  auto& list = next.find(service)->cfg.backends;
+  auto* svc = next.find(service);
+  auto& list = svc->cfg.backends;
+  svc->backend_health.erase(
+      format_endpoint(b.value()->addr, b.value()->port ? b.value()->port : svc->cfg.port));
   list.erase(list.begin() + (b.value() - list.data()));
   return commit(std::move(next), false);
 }
@@ -150,6 +154,52 @@ result<change_result> cp_state::undrain(const std::string& service, const backen
     return b.err();
   b.value()->state = abi::backend_state::up;
   return commit(std::move(next), false);
+}
+
+std::vector<service_config> cp_state::effective(const cp_config& c) const {
+  auto out = c.table_input();
+  if (overlay_.empty())
+    return out;
+  for (size_t i = 0; i < c.services.size(); ++i)
+    for (auto& b : out[i].backends) {
+      auto it = overlay_.find(overlay_key(c.services[i].name, b.addr, b.port ? b.port : out[i].port));
+      if (it == overlay_.end())
+        continue;
+      const backend_overlay& o = it->second;
+      if (o.down && b.state == abi::backend_state::up)
+        b.state = abi::backend_state::down;
+      if (o.rtt_us)
+        b.rtt_hint_us = o.rtt_us;
+      if (o.weight_pct < 100 && b.weight > 0)
+        b.weight = uint16_t(std::max<uint32_t>(1, uint32_t(b.weight) * o.weight_pct / 100));
+    }
+  return out;
+}
+
+result<change_result> cp_state::set_health(const std::vector<overlay_update>& updates) {
+  auto next = overlay_;
+  change_result r;
+  r.generation = generation_;
+  for (const auto& u : updates) {
+    if (u.value == backend_overlay{})
+      next.erase(u.key);
+    else
+      next[u.key] = u.value;
+    if (!u.reason.empty())
+      r.diff.push_back(u.reason);
+  }
+  if (next == overlay_)
+    return r;
+  std::swap(overlay_, next);
+  auto pub = publish_(effective(desired_));
+  if (!pub) {
+    std::swap(overlay_, next); // nothing changed
+    return make_error("publish failed, health changes not applied: " + pub.error_message());
+  }
+  generation_ = pub->generation;
+  r.generation = pub->generation;
+  r.warning = pub->warning;
+  return r;
 }
 
 } // namespace sluice::cp

@@ -13,9 +13,11 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "backend_overlay.h"
 #include "config_model.h"
 #include "ip_addr.h"
 #include "result.h"
@@ -72,6 +74,14 @@ public:
   result<change_result> drain(const std::string& service, const backend_ref& ref);
   result<change_result> undrain(const std::string& service, const backend_ref& ref);
 
+  // Health checks and slow start (backend_overlay.h): applies the updates in
+  // one publication. The desired config and the state file do not change.
+  result<change_result> set_health(const std::vector<overlay_update>& updates);
+  const std::map<std::string, backend_overlay>& overlay() const { return overlay_; }
+  // What is published: `c` with the overlay applied (a backend the operator
+  // set `up` that failed its checks is `down`; slow start scales the weight).
+  std::vector<service_config> effective(const cp_config& c) const;
+
 private:
   result<change_result> commit(cp_config next, bool dry_run, bool force = false);
   result<backend_config*> find_backend(cp_config& c, const std::string& service,
@@ -81,6 +91,7 @@ private:
   publish_fn publish_;
   persist_fn persist_;
   cp_config desired_;
+  std::map<std::string, backend_overlay> overlay_; // by overlay_key(); default values absent
   uint64_t generation_ = 0;
 };
 

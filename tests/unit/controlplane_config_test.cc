@@ -86,7 +86,7 @@ TEST_CASE("errors name file, line and field path") {
   y.replace(y.find("    proto: tcp"), 14, "    colour: red");
   CHECK(errors_of(y) ==
         "t.yaml:9: services[0].colour: unknown field (expected one of: name, vip, port, proto, "
-        "mode, scheduler, hash_src, sh_prefix4, sh_prefix6, sh_timeout, timeouts, gue_port, "
+        "mode, scheduler, hash_src, sh_prefix4, sh_prefix6, sh_timeout, timeouts, gue_port, health, "
         "backends)");
 
   y = good;
