@@ -35,6 +35,9 @@ def peer_of(addr):
 
 class Http(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY a keep-alive
+    # request waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
 
     def do_GET(self):
         body = f"backend={NAME} peer={peer_of(self.client_address)}\n".encode()
