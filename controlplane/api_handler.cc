@@ -172,7 +172,10 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     const auto* s = st.desired().find(name);
     if (!s)
       throw request_error{fmt::format("service '{}' does not exist", name)};
-    return {{"ok", true}, {"service", name}, {"backends", to_json(*s)["backends"]}};
+    json backends = to_json(*s)["backends"];
+    if (ctx_.annotate_backends)
+      ctx_.annotate_backends(name, backends);
+    return {{"ok", true}, {"service", name}, {"backends", backends}};
   }
   if (cmd == "backend.add") {
     backend_config b;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -29,6 +30,9 @@ struct daemon_context {
   publish_stats* publishes = nullptr;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::string shm_path, socket_path, state_file;
+  // Adds run-time fields (health checks, effective state) to backend.list's
+  // `backends` of `service`; unset in unit tests.
+  std::function<void(const std::string& service, nlohmann::json& backends)> annotate_backends;
 };
 
 class api_handler {

@@ -157,7 +157,7 @@ result<void> serve(const server_options& opts, const server_hooks& hooks) {
       fds.push_back({metrics_fd, POLLIN, 0});
     for (auto& [fd, _] : clients)
       fds.push_back({fd, POLLIN, 0});
-    int n = ::poll(fds.data(), fds.size(), 200);
+    int n = ::poll(fds.data(), fds.size(), opts.tick_ms);
     hooks.tick();
     if (n <= 0)
       continue;

@@ -15,12 +15,13 @@ namespace sluice::cp {
 struct server_options {
   std::string socket_path;  // created with mode 0660; a stale socket is replaced
   std::string metrics_addr; // "HOST:PORT" or "off"
+  int tick_ms = 200;        // longest gap between two ticks
 };
 
 struct server_hooks {
   std::function<std::string(const std::string&)> handle_line; // request line -> answer
   std::function<std::string()> metrics;                       // /metrics body
-  std::function<void()> tick;                                 // about every 200 ms
+  std::function<void()> tick; // at least every tick_ms (and after each request)
 };
 
 // Serves until SIGTERM or SIGINT. Errors: a listener could not be set up.

@@ -214,8 +214,7 @@ void decode_health_into(decoder& d, const YAML::Node& n, const std::string& p, h
     if (f.count(k))
       if (auto v = d.string(f[k], p + "." + k))
         *dst = *v;
-  if (h.path.empty() || h.path[0] != '/' ||
-      h.path.find_first_of(" \r\n") != std::string::npos)
+  if (h.path.empty() || h.path[0] != '/' || h.path.find_first_of(" \r\n") != std::string::npos)
     d.error(f.count("path") ? f["path"] : n, p + ".path",
             fmt::format("must start with '/' and hold no space or line break, got '{}'", h.path));
   if (h.host.find_first_of(" \r\n") != std::string::npos)

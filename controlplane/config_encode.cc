@@ -15,16 +15,15 @@ std::string quoted(const std::string& v) {
 }
 
 std::string health_yaml(const health_config& h) {
-  return fmt::format("{{check: {}, interval_ms: {}, timeout_ms: {}, rise: {}, fall: {}, "
-                     "jitter_pct: {}, port: {}, {}path: {}, host: {}, status_min: {}, "
-                     "status_max: {}, body_contains: {}, send: {}, expect: {}, slow_start_s: {}, "
-                     "passive_threshold_pct: {}, passive_min_flows: {}}}",
-                     check_kind_name(h.kind), h.interval_ms, h.timeout_ms, h.rise, h.fall,
-                     h.jitter_pct, h.port,
-                     h.source ? fmt::format("source: \"{}\", ", format_ip(*h.source)) : "",
-                     quoted(h.path), quoted(h.host), h.status_min, h.status_max,
-                     quoted(h.body_contains), quoted(h.send), quoted(h.expect), h.slow_start_s,
-                     h.passive_threshold_pct, h.passive_min_flows);
+  return fmt::format(
+      "{{check: {}, interval_ms: {}, timeout_ms: {}, rise: {}, fall: {}, "
+      "jitter_pct: {}, port: {}, {}path: {}, host: {}, status_min: {}, "
+      "status_max: {}, body_contains: {}, send: {}, expect: {}, slow_start_s: {}, "
+      "passive_threshold_pct: {}, passive_min_flows: {}}}",
+      check_kind_name(h.kind), h.interval_ms, h.timeout_ms, h.rise, h.fall, h.jitter_pct, h.port,
+      h.source ? fmt::format("source: \"{}\", ", format_ip(*h.source)) : "", quoted(h.path),
+      quoted(h.host), h.status_min, h.status_max, quoted(h.body_contains), quoted(h.send),
+      quoted(h.expect), h.slow_start_s, h.passive_threshold_pct, h.passive_min_flows);
 }
 
 } // namespace

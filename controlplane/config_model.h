@@ -17,8 +17,8 @@
 namespace sluice::cp {
 
 struct named_service {
-  std::string name;   // unique within the config; [A-Za-z0-9_.-], 1..64 chars
-  service_config cfg; // cfg.maglev_size is always limits.maglev_size
+  std::string name;                  // unique within the config; [A-Za-z0-9_.-], 1..64 chars
+  service_config cfg;                // cfg.maglev_size is always limits.maglev_size
   health_config health;              // active checks of every backend (docs/configuration.md)
   backend_health_map backend_health; // per-backend replacements, by format_endpoint()
 };

@@ -14,6 +14,7 @@
 #include "api_server.h"
 #include "config_encode.h"
 #include "config_load.h"
+#include "health_daemon.h"
 #include "instance_lock.h"
 #include "metrics.h"
 #include "publisher.h"
@@ -191,6 +192,12 @@ int run(const options& o) {
   ctx.shm_path = shm_path;
   ctx.socket_path = socket;
   ctx.state_file = state_file;
+  health_daemon health(state, [](const std::string& m) { log(m); });
+  if (auto h = health.start(); !h) {
+    log("health checks: " + h.error_message());
+    return 1;
+  }
+  ctx.annotate_backends = [&](const std::string& s, nlohmann::json& b) { health.annotate(s, b); };
   api_handler api(ctx);
 
   server_hooks hooks;
@@ -208,11 +215,14 @@ int run(const options& o) {
     in.lagging_workers = uint32_t(pub.lagging_workers(pub.generation()).size());
     in.uptime_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-    return render_metrics(in);
+    return render_metrics(in) + health.metrics();
   };
-  hooks.tick = [&] { pub.heartbeat(); };
+  hooks.tick = [&] {
+    pub.heartbeat();
+    health.tick(&region.value(), &pub.builder());
+  };
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
-  auto served = serve({socket, o.metrics}, hooks);
+  auto served = serve({socket, o.metrics, 50}, hooks); // 50 ms ticks: health changes publish fast
   if (!served) {
     log(served.error_message());
     return 1;

@@ -18,6 +18,7 @@
 
 #include "ctl_args.h"
 #include "ctl_client.h"
+#include "ctl_drain.h"
 #include "ctl_view.h"
 
 namespace po = boost::program_options;
@@ -202,20 +203,58 @@ int cmd_backend_set_weight(context& c) {
 }
 
 int cmd_backend_drain(context& c, const char* cmd) {
-  auto p = parse_cmd(c.args, port_only(), 2,
-                     fmt::format("sluicectl backend {} SERVICE ADDR [--port N]", cmd + 8));
+  const bool drain = std::string(cmd) == "backend.drain";
+  auto opts = port_only();
+  if (drain)
+    opts.add_options()("wait", po::bool_switch(), "return when the backend has no active flow")(
+        "timeout", po::value<double>()->value_name("S")->default_value(300),
+        "with --wait: give up after S seconds (exit 1)");
+  auto p = parse_cmd(c.args, opts, 2,
+                     fmt::format("sluicectl backend {} SERVICE ADDR [--port N]{}", cmd + 8,
+                                 drain ? " [--wait [--timeout S]]" : ""));
   json r = backend_ref(p.pos[0], p.pos[1], p.vm);
   r["cmd"] = cmd;
-  return change(c, r);
+  int rc = change(c, r);
+  if (rc != 0 || !drain || !p.vm["wait"].as<bool>())
+    return rc;
+  drain_wait w{p.pos[0], p.pos[1], std::nullopt, p.vm["timeout"].as<double>()};
+  if (p.vm.count("port"))
+    w.port = p.vm["port"].as<int64_t>();
+  auto done = wait_drained(*c.client, w, [&](uint64_t n) {
+    if (!c.json_out)
+      print(fmt::format("{} active flows\n", n));
+  });
+  if (!done)
+    return fail(done.error_message());
+  if (!done.value())
+    return fail(
+        fmt::format("backend {} still has active flows after {} s", w.address, w.timeout_s));
+  if (!c.json_out)
+    print("drained\n");
+  return 0;
 }
 
 int cmd_backend_list(context& c) {
   auto p = parse_cmd(c.args, po::options_description(), 1, "sluicectl backend list SERVICE");
   return read_answer(c, {{"cmd", "backend.list"}, {"service", p.pos[0]}}, [](const json& a) {
-    std::string o = fmt::format("{:<40} {:>6} {:>7} {}\n", "ADDRESS", "PORT", "WEIGHT", "STATE");
-    for (const auto& b : a["backends"])
-      o += fmt::format("{:<40} {:>6} {:>7} {}\n", b["address"].get<std::string>(),
-                       b["port"].get<int>(), b["weight"].get<int>(), b["state"].get<std::string>());
+    std::string o =
+        fmt::format("{:<28} {:>5} {:>6} {:<9} {:<9} {:<5} {:>9}  {}\n", "ADDRESS", "PORT", "WEIGHT",
+                    "STATE", "EFFECTIVE", "CHECK", "LATENCY", "LAST CHECK");
+    for (const auto& b : a["backends"]) {
+      const json ck = b.value("check", json::object());
+      const std::string kind = ck.value("kind", std::string("none"));
+      std::string last = ck.value("last_result", std::string());
+      if (!last.empty())
+        last += fmt::format(" ({} in a row)", ck.value("in_row", 0));
+      o += fmt::format("{:<28} {:>5} {:>6} {:<9} {:<9} {:<5} {:>9}  {}\n",
+                       b["address"].get<std::string>(), b["port"].get<int>(),
+                       b["weight"].get<int>(), b["state"].get<std::string>(),
+                       b.value("effective_state", b["state"].get<std::string>()), kind,
+                       kind == "none" || last.empty()
+                           ? std::string("-")
+                           : fmt::format("{:.1f}ms", ck.value("last_latency_us", 0) / 1000.0),
+                       last);
+    }
     return o;
   });
 }
@@ -407,7 +446,8 @@ const std::vector<command>& commands() {
       {"backend del", "SERVICE ADDR [--port N]: remove a backend", cmd_backend_del},
       {"backend set-weight", "SERVICE ADDR WEIGHT [--port N]: change a weight",
        cmd_backend_set_weight},
-      {"backend drain", "SERVICE ADDR [--port N]: no new flows, existing ones continue",
+      {"backend drain",
+       "SERVICE ADDR [--port N] [--wait [--timeout S]]: no new flows, existing ones continue",
        [](context& c) { return cmd_backend_drain(c, "backend.drain"); }},
       {"backend undrain", "SERVICE ADDR [--port N]: back to up",
        [](context& c) { return cmd_backend_drain(c, "backend.undrain"); }},

@@ -162,7 +162,8 @@ std::vector<service_config> cp_state::effective(const cp_config& c) const {
     return out;
   for (size_t i = 0; i < c.services.size(); ++i)
     for (auto& b : out[i].backends) {
-      auto it = overlay_.find(overlay_key(c.services[i].name, b.addr, b.port ? b.port : out[i].port));
+      auto it =
+          overlay_.find(overlay_key(c.services[i].name, b.addr, b.port ? b.port : out[i].port));
       if (it == overlay_.end())
         continue;
       const backend_overlay& o = it->second;
