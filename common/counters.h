@@ -55,6 +55,7 @@
   X(flows_expired, "flow entries expired by idle timeout")                                         \
   X(flows_evicted, "half-open flow entries evicted under table pressure")                          \
   X(flows_stale, "flow entries whose backend slot was reincarnated")                               \
+  X(flows_reset, "flows reset (RST sent) because their backend went down")                         \
   X(flows_active, "flow entries currently held (gauge)")                                           \
   X(untracked, "packets forwarded statelessly because the flow table was full")                    \
   X(sh_affinity_full, "sh affinity table full: client scheduled without stored affinity")          \

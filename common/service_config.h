@@ -36,6 +36,7 @@ struct service_config {
   abi::scheduler_kind scheduler = abi::scheduler_kind::maglev;
   uint32_t maglev_size = 65537; // M, must be prime
   uint16_t gue_port = 6080;
+  bool reset_on_down = false;  // NAT modes: RST the TCP flows of a backend that goes down
   bool hash_src = false;       // maglev: hash the client address only
   uint8_t sh_prefix4 = 32;     // sh: affinity per client /prefix (IPv4)
   uint8_t sh_prefix6 = 128;    // sh: affinity per client /prefix (IPv6)

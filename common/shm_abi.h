@@ -51,6 +51,11 @@ enum class backend_state : uint8_t { up = 1, down = 2, draining = 3, disabled = 
 
 // Flag bits of service_entry::flags and backend_entry::flags.
 inline constexpr uint16_t service_in_use = 1u << 0;
+// Since minor 1: TCP flows of a backend that goes down (or leaves) are reset
+// (RST to the client, and to the backend when it is still known) instead of
+// being kept until they end. NAT modes only: in DSR the balancer cannot see
+// the connection's return half.
+inline constexpr uint16_t service_reset_on_down = 1u << 1;
 inline constexpr uint32_t backend_in_use = 1u << 0;
 // slot_header::flags: what kinds of services the slot holds, so the packet path
 // can skip whole lookups (e.g. the reply table when no NAT service exists).

@@ -279,7 +279,7 @@ result<void> table_builder::build(const std::vector<service_config>& services, c
     e.family = uint8_t(s.vip.family());
     e.mode = uint8_t(s.mode);
     e.scheduler = uint8_t(s.scheduler);
-    e.flags = abi::service_in_use;
+    e.flags = abi::service_in_use | (s.reset_on_down ? abi::service_reset_on_down : 0);
     e.timeout_syn_s = s.timeouts.syn_s;
     e.timeout_est_s = s.timeouts.established_s;
     e.timeout_fin_s = s.timeouts.fin_s;

@@ -478,6 +478,12 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
   // A new SYN on a closing entry starts a new connection (client port reuse).
   bool reopen = tcp && (p.tcp_flags & (tcp_syn | tcp_ack)) == tcp_syn &&
                 (e.state == tcp_state::fin || e.state == tcp_state::closed);
+  if (!stale && !is_expired && tcp && !(p.tcp_flags & tcp_rst) &&
+      (be.state == uint8_t(abi::backend_state::down) ||
+       be.state == uint8_t(abi::backend_state::disabled)) &&
+      (fwd_mode(e.mode) == fwd_mode::nat || fwd_mode(e.mode) == fwd_mode::dnat) &&
+      (view_.services[e.service].flags & abi::service_reset_on_down)) [[unlikely]]
+    return reset_flow<V6>(m, p, pos, rx, out);
   if (stale || is_expired || reopen) {
     if (stale)
       count(worker_counter::flows_stale);

@@ -7,8 +7,10 @@
 //
 // Contract of process(): every input mbuf ends up in exactly one of the outputs
 // (tx towards the client side, tx towards the backend side, dropped, exception,
-// or handed to another worker's ring). The pipeline never frees or allocates an
-// mbuf itself; the caller transmits, frees (dropped) or queues (exception).
+// or handed to another worker's ring). The pipeline never frees an mbuf; it
+// allocates one only to reset a flow whose backend went down (the RST to the
+// client), from the pool of the packet that triggered it. The caller transmits,
+// frees (dropped) or queues (exception).
 #pragma once
 
 #include <array>
@@ -79,7 +81,8 @@ struct pipeline_config {
 
 // What one process() call produced. Arrays are sized for max_burst inputs.
 struct burst_output {
-  rte_mbuf* tx[2][max_burst];
+  // A packet can produce two (a flow reset answers both ways), hence 2x.
+  rte_mbuf* tx[2][2 * max_burst];
   uint16_t n_tx[2] = {0, 0};
   rte_mbuf* dropped[max_burst];
   uint16_t n_dropped = 0;

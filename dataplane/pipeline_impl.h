@@ -96,6 +96,8 @@ public:
   void to_backend(rte_mbuf* m, const parsed_packet& p, uint32_t b, uint8_t mode, uint32_t hash,
                   const flow_entry* fe, const abi::service_entry& svc, side rx, burst_output& out);
   template <bool V6> void release_flow(int32_t pos, bool expired);
+  template <bool V6>
+  void reset_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
   template <bool V6> bool evict_half_open();
   template <bool V6> void sweep(uint32_t budget);
 

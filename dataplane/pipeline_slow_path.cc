@@ -408,4 +408,95 @@ template void pipeline_impl::send_too_big<true>(rte_mbuf*, const parsed_packet&,
 template int32_t pipeline_impl::icmp_error_owner<false>(const uint8_t*, const parsed_packet&) const;
 template int32_t pipeline_impl::icmp_error_owner<true>(const uint8_t*, const parsed_packet&) const;
 
+// Resets a TCP flow whose backend went down (services with reset_on_down, NAT
+// modes): an RST to the client, built in a new mbuf, and the client's packet
+// itself turned into an RST to the backend; then the flow is released.
+template <bool V6>
+[[gnu::cold]] void pipeline_impl::reset_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos,
+                                             side rx, burst_output& out) {
+  auto& ft = table<V6>();
+  flow_entry& e = ft.entry(pos);
+  const auto key = ft.key_at(pos);
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  uint8_t* l3 = frame + p.l3_off;
+  uint8_t* l4 = frame + p.l4_off;
+  const uint32_t doff = uint32_t(l4[12] >> 4) * 4;
+  const uint32_t payload = p.l4_len > doff ? p.l4_len - doff : 0;
+  const uint32_t seq = rte_be_to_cpu_32(ld32(l4 + 4));
+  constexpr uint32_t ip_len = V6 ? 40 : 20;
+
+  // 1. To the client: from the VIP, acceptable to it because it carries the
+  //    sequence number the client expects next (its own ACK), or ACKs its data.
+  if (rte_mbuf* r = rte_pktmbuf_alloc(m->pool)) {
+    uint8_t* f =
+        reinterpret_cast<uint8_t*>(rte_pktmbuf_append(r, uint16_t(p.l2_len + ip_len + 20)));
+    if (!f) {
+      rte_pktmbuf_free(r);
+    } else {
+      std::memcpy(f, e.client_mac, 6);
+      std::memcpy(f + 6, cfg_.mac[client_side].data(), 6);
+      std::memcpy(f + 12, frame + 12, p.l2_len - 12u); // VLAN tag (if any) and ethertype
+      uint8_t* ip = f + p.l2_len;
+      uint8_t* tcp = ip + ip_len;
+      std::memset(tcp, 0, 20);
+      st16(tcp, key.dport);
+      st16(tcp + 2, key.sport);
+      tcp[12] = 5 << 4;
+      if (p.tcp_flags & tcp_ack) {
+        st32(tcp + 4, ld32(l4 + 8));
+        tcp[13] = tcp_rst;
+      } else {
+        uint32_t next = seq + payload + ((p.tcp_flags & (tcp_syn | tcp_fin)) ? 1 : 0);
+        st32(tcp + 8, rte_cpu_to_be_32(next));
+        tcp[13] = tcp_rst | tcp_ack;
+      }
+      const uint8_t* vip = reinterpret_cast<const uint8_t*>(&key.dst);
+      const uint8_t* client = reinterpret_cast<const uint8_t*>(&key.src);
+      uint32_t sum;
+      if constexpr (V6) {
+        write_outer_v6(ip, 0, 0, 20, proto_tcp, vip, client);
+        sum = v6_pseudo_sum(vip, client, 20, proto_tcp);
+      } else {
+        write_outer_v4(ip, 0, 40, true, proto_tcp, ld32(vip), ld32(client));
+        sum = v4_pseudo_sum(ld32(vip), ld32(client), 20, proto_tcp);
+      }
+      st16(tcp + 16, csum_finish(csum_partial(tcp, 20, sum)));
+      emit(r, client_side, out);
+    }
+  }
+
+  // 2. To the backend: the client's packet becomes a bare RST with the client's
+  //    sequence number, then takes the flow's usual NAT rewrite.
+  parsed_packet q = p;
+  q.l3_len = uint16_t(p.l4_off - p.l3_off + 20);
+  q.l4_len = 20;
+  q.tcp_flags = tcp_rst;
+  l4[12] = 5 << 4;
+  l4[13] = tcp_rst;
+  st32(l4 + 8, 0);
+  st16(l4 + 14, 0);
+  st16(l4 + 18, 0);
+  if constexpr (V6) {
+    st16(l3 + 4, rte_cpu_to_be_16(uint16_t(q.l3_len - 40)));
+    st16(l4 + 16, 0);
+    st16(l4 + 16,
+         csum_finish(csum_partial(l4, 20, v6_pseudo_sum(l3 + v6_src, l3 + v6_dst, 20, proto_tcp))));
+  } else {
+    st16(l3 + 2, rte_cpu_to_be_16(q.l3_len));
+    st16(l3 + v4_csum, 0);
+    st16(l3 + v4_csum, ipv4_header_csum(l3, p.ipv4_ihl));
+    st16(l4 + 16, 0);
+    st16(l4 + 16, csum_finish(csum_partial(
+                      l4, 20, v4_pseudo_sum(ld32(l3 + v4_src), ld32(l3 + v4_dst), 20, proto_tcp))));
+  }
+  to_backend<V6>(m, q, e.backend, e.mode, e.hash, &e, view_.services[e.service], rx, out);
+  count(worker_counter::flows_reset);
+  release_flow<V6>(pos, false);
+}
+
+template void pipeline_impl::reset_flow<false>(rte_mbuf*, const parsed_packet&, int32_t, side,
+                                               burst_output&);
+template void pipeline_impl::reset_flow<true>(rte_mbuf*, const parsed_packet&, int32_t, side,
+                                              burst_output&);
+
 } // namespace sluice::dp

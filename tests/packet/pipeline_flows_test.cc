@@ -15,7 +15,7 @@ using abi::fwd_mode;
 namespace {
 
 const ip_addr VIP4 = ip("192.0.2.10");
-constexpr uint8_t SYN = 0x02, ACK = 0x10, FIN = 0x01;
+constexpr uint8_t SYN = 0x02, ACK = 0x10, FIN = 0x01, RST = 0x04;
 
 bytes client_packet(uint32_t client, uint16_t sport, uint8_t flags, size_t len = 0) {
   ip_addr c = ip_addr::from_v4_be(htonl(0xc6336400u + client)); // 198.51.100.x
@@ -260,4 +260,52 @@ TEST_CASE("publications under traffic lose and misroute nothing", "[flows]") {
     }
   }
   CHECK(h.counter(worker_counter::dropped) == 0);
+}
+
+TEST_CASE("reset_on_down: flows of a backend that goes down get RSTs both ways", "[flows]") {
+  const ip_addr C = ip("198.51.100.7"), B = ip("203.0.113.11"), POOL = ip("192.0.2.200");
+  auto no_window = [](bytes t) {
+    put16(t, 14, 0);
+    return t;
+  };
+  for (bool reset : {false, true}) {
+    INFO("reset_on_down " << reset);
+    service_config s =
+        make_service("192.0.2.10", 80, 6, fwd_mode::nat, {{"203.0.113.11", 1}}, 8080);
+    s.reset_on_down = reset;
+    harness h({s});
+    bytes syn = eth(own_mac, client_mac, 0x0800, ip4(C, VIP4, 6, tcp(40000, 80, SYN, {}, 1000)));
+    REQUIRE(h.run({syn}).tx.size() == 1);
+    s.backends[0].state = abi::backend_state::down;
+    h.publish({s});
+    bytes data = eth(own_mac, client_mac, 0x0800,
+                     ip4(C, VIP4, 6, tcp(40000, 80, ACK, bytes(10, 9), 1001, 5001)));
+    run_result r = h.run({data});
+    if (!reset) {
+      // keep: the flow goes on to its (down) backend until it ends.
+      REQUIRE(r.tx.size() == 1);
+      CHECK(r.tx[0].side == dp::backend_side);
+      CHECK(h.counter(worker_counter::flows_reset) == 0);
+      continue;
+    }
+    REQUIRE(r.tx.size() == 2);
+    bytes to_client = eth(client_mac, own_mac, 0x0800,
+                          ip4(VIP4, C, 6, no_window(tcp(80, 40000, RST, {}, 5001, 0))));
+    bytes to_backend = eth(backend_mac_for(B), own_mac, 0x0800,
+                           ip4(POOL, B, 6, no_window(tcp(1024, 8080, RST, {}, 1001, 0))));
+    for (const auto& o : r.tx) {
+      if (o.side == dp::client_side) {
+        INFO("got " << hex(o.data) << "\nwant " << hex(to_client));
+        CHECK(o.data == to_client);
+      } else {
+        INFO("got " << hex(o.data) << "\nwant " << hex(to_backend));
+        CHECK(o.data == to_backend);
+      }
+    }
+    CHECK(h.counter(worker_counter::flows_reset) == 1);
+    CHECK(h.counter(worker_counter::flows_active) == 0);
+    // The flow is gone: its next packet starts nothing in full NAT.
+    CHECK(h.run({data}).dropped == 1);
+    CHECK(h.drop_count(drop_reason::mid_flow_no_state) == 1);
+  }
 }
