@@ -370,6 +370,16 @@ def main():
             res = count(vip)
             check(res["n_errors"] == 0 and len(res["answers"]) == 3,
                   f"{vip}: every backend answers: {res}")
+        # Direct server return: replies bypass the balancer, so its counters
+        # see requests but no reply traffic; full NAT replies come back through.
+        stats = {s["name"]: s for s in json.loads(ctl("--json", "list", "--stats").stdout)
+                 ["stats"]["services"]}
+        dsr, nat = stats.get("web-dsr", {}), stats.get("web-nat", {})
+        check(dsr.get("packets", 0) > 0 and dsr.get("reply_packets", -1) == 0,
+              f"dsr: requests counted, no reply through the balancer ({dsr.get('packets')}, "
+              f"{dsr.get('reply_packets')})")
+        check(nat.get("reply_packets", 0) > 0,
+              f"nat: replies come back through the balancer ({nat.get('reply_packets')})")
         live_changes()
         new_service()
         cp = restart(cp)
