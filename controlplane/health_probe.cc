@@ -132,7 +132,11 @@ void prober::finish(slot& s, bool ok, std::string reason, int64_t now,
 void prober::start(slot& s, int64_t now, std::vector<probe_outcome>& out) {
   const auto& c = s.t.cfg;
   s.started = now;
-  s.next_due = now + jittered(c);
+  // From the due time, not from now: a start delayed by the millisecond
+  // granularity of epoll_wait must not stretch every interval (unless the
+  // check is a whole interval late, then the schedule restarts from now).
+  const int64_t interval_ns = int64_t(c.interval_ms) * 1000000;
+  s.next_due = (s.next_due > now - interval_ns ? s.next_due : now) + jittered(c);
   s.deadline = now + int64_t(c.timeout_ms) * 1000000;
   const bool udp = c.kind == check_kind::udp;
   sockaddr_storage dst;
