@@ -141,6 +141,7 @@ void health_manager::reconfigure() {
       t.view.kind = cfg.kind;
       if (cfg.kind == check_kind::none && t.fsm.status() == health_status::down) {
         t.fsm = health_fsm(cfg.rise, cfg.fall);
+        t.view.status = health_status::up;
         emit(t, desired_overlay(t),
              fmt::format("backend {} up: checks disabled, service {}", ep, s.name));
       }

@@ -376,3 +376,44 @@ TEST_CASE("config: health fields decode, refuse bad values with lines, and round
   REQUIRE_FALSE(bad);
   CHECK(bad.error_message().find("t.yaml:7: services[0].health.path: must start with '/'") == 0);
 }
+
+TEST_CASE("manager: turning checks off brings a down backend back; a removed one is cleared") {
+  fake_clock clk;
+  health_manager m(nullptr, clk.fn());
+  auto cfg = load_config_text(svc_yaml, "t.yaml", caps);
+  REQUIRE(cfg);
+  m.configure(cfg.value());
+  m.reconfigure();
+  uint32_t id = 0;
+  for (const auto& t : m.targets())
+    if (t.addr == *parse_ip("10.0.2.12"))
+      id = t.id;
+  for (int i = 0; i < 3; ++i)
+    m.process({{id, false, "http status 500", 100, clk.now}});
+  REQUIRE(m.take_updates().size() == 1);
+  auto off = cfg.value();
+  off.services[0].health.kind = check_kind::none;
+  m.configure(off);
+  m.reconfigure();
+  auto u = m.take_updates();
+  REQUIRE(u.size() == 1);
+  CHECK_FALSE(u[0].value.down);
+  CHECK(u[0].reason == "backend 10.0.2.12:80 up: checks disabled, service web");
+  CHECK(m.snapshot()["web 10.0.2.12:80"].status == health_status::up);
+  CHECK(m.targets().size() == 1); // 10.0.2.13 keeps its own tcp check
+  // a removed backend whose overlay is not the default is cleared
+  auto on = cfg.value();
+  m.configure(on);
+  m.reconfigure();
+  for (int i = 0; i < 3; ++i)
+    m.process({{m.targets()[0].id, false, "http status 500", 100, clk.now}});
+  m.take_updates();
+  auto gone = on;
+  gone.services[0].cfg.backends.erase(gone.services[0].cfg.backends.begin());
+  m.configure(gone);
+  m.reconfigure();
+  u = m.take_updates();
+  REQUIRE(u.size() == 1);
+  CHECK(u[0].key == "web 10.0.2.12:80");
+  CHECK(u[0].value == backend_overlay{});
+}
