@@ -229,7 +229,8 @@ void decode_health_into(decoder& d, const YAML::Node& n, const std::string& p, h
 void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, named_service& s) {
   auto f = d.fields(n, p,
                     {"name", "vip", "port", "proto", "mode", "scheduler", "hash_src", "sh_prefix4",
-                     "sh_prefix6", "sh_timeout", "timeouts", "gue_port", "health", "backends"});
+                     "sh_prefix6", "sh_timeout", "timeouts", "gue_port", "on_backend_down",
+                     "health", "backends"});
   if (!n.IsMap())
     return;
   d.require(f, n, p, {"name", "vip", "port"});
@@ -261,6 +262,16 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
   if (f.count("hash_src"))
     if (auto v = d.boolean(f["hash_src"], p + ".hash_src"))
       s.cfg.hash_src = *v;
+  if (f.count("on_backend_down"))
+    if (auto v = d.word<bool>(f["on_backend_down"], p + ".on_backend_down", "keep, reset",
+                              [](const std::string& w) -> std::optional<bool> {
+                                if (w == "keep")
+                                  return false;
+                                if (w == "reset")
+                                  return true;
+                                return std::nullopt;
+                              }))
+      s.cfg.reset_on_down = *v;
   if (f.count("sh_prefix4"))
     if (auto v = d.integer(f["sh_prefix4"], p + ".sh_prefix4", 0, 32))
       s.cfg.sh_prefix4 = uint8_t(*v);

@@ -62,12 +62,13 @@ std::string to_yaml(const cp_config& c) {
     const auto& t = s.cfg.timeouts;
     o += fmt::format("  - name: {}\n    vip: \"{}\"\n    port: {}\n    proto: {}\n    mode: {}\n"
                      "    scheduler: {}\n    hash_src: {}\n    sh_prefix4: {}\n    sh_prefix6: {}\n"
-                     "    sh_timeout: {}\n    gue_port: {}\n"
+                     "    sh_timeout: {}\n    gue_port: {}\n    on_backend_down: {}\n"
                      "    timeouts: {{syn: {}, established: {}, fin: {}, udp: {}}}\n",
                      s.name, format_ip(s.cfg.vip), s.cfg.port, proto_name(s.cfg.proto),
                      mode_name(s.cfg.mode), scheduler_name(s.cfg.scheduler), s.cfg.hash_src,
                      unsigned(s.cfg.sh_prefix4), unsigned(s.cfg.sh_prefix6), s.cfg.sh_timeout_s,
-                     s.cfg.gue_port, t.syn_s, t.established_s, t.fin_s, t.udp_s);
+                     s.cfg.gue_port, s.cfg.reset_on_down ? "reset" : "keep", t.syn_s,
+                     t.established_s, t.fin_s, t.udp_s);
     o += fmt::format("    health: {}\n", health_yaml(s.health));
     o += s.cfg.backends.empty() ? "    backends: []\n" : "    backends:\n";
     for (const auto& b : s.cfg.backends) {
@@ -108,6 +109,7 @@ nlohmann::json to_json(const named_service& s) {
       {"sh_prefix6", s.cfg.sh_prefix6},
       {"sh_timeout", s.cfg.sh_timeout_s},
       {"gue_port", s.cfg.gue_port},
+      {"on_backend_down", s.cfg.reset_on_down ? "reset" : "keep"},
       {"health", to_json(s.health)},
       {"timeouts",
        {{"syn", t.syn_s}, {"established", t.established_s}, {"fin", t.fin_s}, {"udp", t.udp_s}}},

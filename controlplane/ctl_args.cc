@@ -23,6 +23,8 @@ po::options_description service_options() {
       "sh-prefix6", po::value<int64_t>()->value_name("N"), "sh: IPv6 affinity prefix (128)")(
       "sh-timeout", po::value<int64_t>()->value_name("S"), "sh: persistence, s (300)")(
       "gue-port", po::value<int64_t>()->value_name("N"), "dsr-gue UDP port (default 6080)")(
+      "on-backend-down", po::value<std::string>()->value_name("keep|reset"),
+      "flows of a backend that goes down: keep (default) or reset (NAT modes)")(
       "timeout-syn", po::value<int64_t>()->value_name("S"), "SYN idle timeout, s (default 30)")(
       "timeout-established", po::value<int64_t>()->value_name("S"),
       "established idle timeout, s (default 900)")(
@@ -64,6 +66,8 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
   for (const char* k : {"vip", "proto", "mode", "scheduler"})
     if (vm->count(k))
       f[k] = (*vm)[k].as<std::string>();
+  if (vm->count("on-backend-down"))
+    f["on_backend_down"] = (*vm)["on-backend-down"].as<std::string>();
   if (vm->count("port"))
     f["port"] = (*vm)["port"].as<int64_t>();
   if (vm->count("hash-src")) {
@@ -110,6 +114,7 @@ std::string save_text(const json& c) {
     const auto& t = s.at("timeouts");
     o += fmt::format("service add {} --vip {} --port {} --proto {} --mode {} --scheduler {} "
                      "--hash-src {} --sh-prefix4 {} --sh-prefix6 {} --sh-timeout {} --gue-port {} "
+                     "--on-backend-down {} "
                      "--timeout-syn {} --timeout-established {} --timeout-fin {} "
                      "--timeout-udp {}\n",
                      s.at("name").get<std::string>(), s.at("vip").get<std::string>(),
@@ -117,9 +122,9 @@ std::string save_text(const json& c) {
                      s.at("mode").get<std::string>(), s.at("scheduler").get<std::string>(),
                      s.at("hash_src").get<bool>() ? "true" : "false", s.at("sh_prefix4").get<int>(),
                      s.at("sh_prefix6").get<int>(), s.at("sh_timeout").get<uint64_t>(),
-                     s.at("gue_port").get<int>(), t.at("syn").get<uint64_t>(),
-                     t.at("established").get<uint64_t>(), t.at("fin").get<uint64_t>(),
-                     t.at("udp").get<uint64_t>());
+                     s.at("gue_port").get<int>(), s.value("on_backend_down", std::string("keep")),
+                     t.at("syn").get<uint64_t>(), t.at("established").get<uint64_t>(),
+                     t.at("fin").get<uint64_t>(), t.at("udp").get<uint64_t>());
     for (const auto& b : s.at("backends"))
       o += fmt::format("backend add {} {} --port {} --weight {} --state {}\n",
                        s.at("name").get<std::string>(), b.at("address").get<std::string>(),

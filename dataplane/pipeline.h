@@ -71,7 +71,7 @@ struct pipeline_config {
   // The expiry sweep walks every table position once per cycle, spread over
   // the cycle at most once per millisecond (idle entries are also expired
   // lazily when their next packet arrives, so this only bounds reclamation).
-  uint32_t sweep_cycle_ms = 10000;
+  uint32_t sweep_cycle_ms = 2000;
   uint32_t affinity_capacity = 1u << 20; // sh: client prefixes remembered (shared by workers)
   uint16_t nat_port_min = 1024;          // full-NAT source port range
   uint16_t nat_port_max = 65535;

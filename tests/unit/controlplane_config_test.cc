@@ -86,8 +86,8 @@ TEST_CASE("errors name file, line and field path") {
   y.replace(y.find("    proto: tcp"), 14, "    colour: red");
   CHECK(errors_of(y) ==
         "t.yaml:9: services[0].colour: unknown field (expected one of: name, vip, port, proto, "
-        "mode, scheduler, hash_src, sh_prefix4, sh_prefix6, sh_timeout, timeouts, gue_port, health, "
-        "backends)");
+        "mode, scheduler, hash_src, sh_prefix4, sh_prefix6, sh_timeout, timeouts, gue_port, "
+        "on_backend_down, health, backends)");
 
   y = good;
   y.replace(y.find("10.0.0.12"), 9, "10.0.0.300");
@@ -170,6 +170,21 @@ TEST_CASE("schedulers and their parameters") {
         "t.yaml:2: services[0].sh_prefix4: must be 0..32, got 33");
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, hash_src: yes}\n") ==
         "t.yaml:2: services[0].hash_src: must be true or false, got 'yes'");
+}
+
+TEST_CASE("on_backend_down: keep (default) or reset") {
+  auto r = load_config_text(good, "t.yaml", caps);
+  REQUIRE(r.ok());
+  CHECK_FALSE(r.value().services[0].cfg.reset_on_down);
+  std::string y = good;
+  y.replace(y.find("    mode: nat"), 13, "    mode: nat\n    on_backend_down: reset");
+  auto r2 = load_config_text(y, "t.yaml", caps);
+  INFO((r2 ? std::string() : r2.error_message()));
+  REQUIRE(r2.ok());
+  CHECK(r2.value().services[0].cfg.reset_on_down);
+  y = good;
+  y.replace(y.find("    mode: nat"), 13, "    mode: nat\n    on_backend_down: explode");
+  CHECK(errors_of(y).find("t.yaml:11: services[0].on_backend_down:") == 0);
 }
 
 TEST_CASE("an empty file is an empty config") {
