@@ -5,8 +5,9 @@ balancer's veth (net_af_xdp with vip_steer, or net_af_packet); backends
 decapsulate with sluice-decap. Services are published with publish_tables.
 
 Checks, each with HTTP requests from four client addresses:
-  * dsr-ipip (IPv4), nat (IPv4 and IPv6), dsr-gue (IPv6), dsr-l2 (IPv4),
-    dnat (IPv4): every backend answers a fair share; the backend sees the NAT-pool
+  * dsr-ipip (IPv4, IPv6 6in6), nat (IPv4 and IPv6), dsr-gue (IPv4, IPv6),
+    dsr-l2 (IPv4, IPv6), dnat (IPv4): every backend answers a fair share, and
+    with weights 1:1:2 the shares follow the weights; the backend sees the NAT-pool
     address in nat mode and the client's address otherwise;
   * UDP echo through dsr-ipip and nat;
   * a long-lived TCP connection keeps its backend while a backend is added, and
@@ -101,6 +102,21 @@ def check_http(label, vip, sources, peer_expect, backends=BACKENDS):
     check(not wrong_peer, f"{label}: backends saw source "
           f"{peer_expect or 'the client address'}"
           f"{' (first wrong: ' + str(wrong_peer[0]) + ')' if wrong_peer else ''}")
+
+
+def check_weighted(label, vip, sources, weights, requests=240):
+    """New connections split in proportion to the weights (Maglev over the
+    clients' random ports: a loose bound, 60 % to 150 % of each expected share)."""
+    results = in_client("http", vip, "80", str(requests), *sources, timeout=180)
+    counts = collections.Counter(r[1] for r in results if not r[1].startswith("error"))
+    total_w = sum(weights.values())
+    ok = len(results) == requests and sum(counts.values()) == requests
+    for b, w in weights.items():
+        want = requests * w / total_w
+        ok = ok and 0.6 * want <= counts[b] <= 1.5 * want
+    check(ok and counts[max(weights, key=weights.get)] > max(
+        counts[b] for b in weights if b != max(weights, key=weights.get)),
+        f"{label}: shares follow the weights {weights}: {dict(counts)}")
 
 
 def check_udp(label, vip, sources, count=24):
@@ -211,6 +227,15 @@ def main():
                    (f"tcp:{VIP4}:80:dsr-l2", backends_of(BACKENDS, B4, 80))):
             check_http("dsr-gue v6", VIP6, SRC6, None)
             check_http("dsr-l2 v4", VIP4, SRC4, None)
+        if publish((f"tcp:[{VIP6}]:80:dsr-ipip", backends_of(BACKENDS, B6, 80)),
+                   (f"tcp:{VIP4}:80:dsr-gue", backends_of(BACKENDS, B4, 80))):
+            check_http("dsr-ipip v6 (6in6)", VIP6, SRC6, None)
+            check_http("dsr-gue v4", VIP4, SRC4, None)
+        if publish((f"tcp:[{VIP6}]:80:dsr-l2", backends_of(BACKENDS, B6, 80)),
+                   (f"tcp:{VIP4}:80:nat",
+                    [f"{B4['be1']}:80:1", f"{B4['be2']}:80:1", f"{B4['be3']}:80:2"])):
+            check_http("dsr-l2 v6", VIP6, SRC6, None)
+            check_weighted("nat v4, weights 1:1:2", VIP4, SRC4, {"be1": 1, "be2": 1, "be3": 2})
         set_backend_gateway(LB_OWN4)
         if publish((f"tcp:{VIP4}:80:dnat", backends_of(BACKENDS, B4, 80))):
             check_http("dnat v4", VIP4, SRC4, None)
