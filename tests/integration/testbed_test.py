@@ -6,7 +6,7 @@ decapsulate with sluice-decap. Services are published with publish_tables.
 
 Checks, each with HTTP requests from four client addresses:
   * dsr-ipip (IPv4, IPv6 6in6), nat (IPv4 and IPv6), dsr-gue (IPv4, IPv6),
-    dsr-l2 (IPv4, IPv6), dnat (IPv4): every backend answers a fair share, and
+    dsr-l2 (IPv4, IPv6), dnat (IPv4, IPv6): every backend answers a fair share, and
     with weights 1:1:2 the shares follow the weights; the backend sees the NAT-pool
     address in nat mode and the client's address otherwise;
   * UDP echo through dsr-ipip and nat;
@@ -126,10 +126,13 @@ def check_udp(label, vip, sources, count=24):
           f"(backends {dict(collections.Counter(r[1] for r in ok))})")
 
 
-def set_backend_gateway(gw4):
+def set_backend_gateway(gw4, gw6):
+    """dnat needs the backends' replies routed through the balancer."""
     for b in BACKENDS:
         run(["ip", "netns", "exec", f"{PREFIX}-{b}", "ip", "route", "replace", "default",
              "via", gw4], timeout=10)
+        run(["ip", "netns", "exec", f"{PREFIX}-{b}", "ip", "-6", "route", "replace", "default",
+             "via", gw6], timeout=10)
 
 
 def long_lived():
@@ -209,7 +212,8 @@ def main():
                      "--vip", f"tcp:[{VIP6}]:80", "--vip", f"udp:[{VIP6}]:7",
                      "--nat-pool", NAT4, "--nat-pool", NAT6,
                      "--own", LB_OWN4, "--own", "2001:db8:b::3",
-                     *[a for b in BACKENDS for a in ("--dnat-backend", f"tcp:{B4[b]}:80")]],
+                     *[a for b in BACKENDS for a in ("--dnat-backend", f"tcp:{B4[b]}:80")],
+                     *[a for b in BACKENDS for a in ("--dnat-backend", f"tcp:[{B6[b]}]:80")]],
                     timeout=10)
             check(r.returncode == 0, f"vip_steer map filled: {r.stdout.strip()}{r.stderr.strip()}")
 
@@ -236,10 +240,12 @@ def main():
                     [f"{B4['be1']}:80:1", f"{B4['be2']}:80:1", f"{B4['be3']}:80:2"])):
             check_http("dsr-l2 v6", VIP6, SRC6, None)
             check_weighted("nat v4, weights 1:1:2", VIP4, SRC4, {"be1": 1, "be2": 1, "be3": 2})
-        set_backend_gateway(LB_OWN4)
-        if publish((f"tcp:{VIP4}:80:dnat", backends_of(BACKENDS, B4, 80))):
+        set_backend_gateway(LB_OWN4, "2001:db8:b::3")
+        if publish((f"tcp:{VIP4}:80:dnat", backends_of(BACKENDS, B4, 80)),
+                   (f"tcp:[{VIP6}]:80:dnat", backends_of(BACKENDS, B6, 80))):
             check_http("dnat v4", VIP4, SRC4, None)
-        set_backend_gateway("198.51.100.1")
+            check_http("dnat v6", VIP6, SRC6, None)
+        set_backend_gateway("198.51.100.1", "2001:db8:b::1")
         long_lived()
         if steered:
             r = run(["ip", "netns", "exec", NS_LB, os.path.join(BUILD, "bpf", "sluice-steer"),
