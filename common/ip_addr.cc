@@ -1,7 +1,6 @@
 #include "ip_addr.h"
 
 #include <arpa/inet.h>
-
 #include <cstdio>
 #include <fmt/format.h>
 
