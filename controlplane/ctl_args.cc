@@ -29,7 +29,9 @@ po::options_description service_options() {
       "timeout-established", po::value<int64_t>()->value_name("S"),
       "established idle timeout, s (default 900)")(
       "timeout-fin", po::value<int64_t>()->value_name("S"), "FIN idle timeout, s (default 120)")(
-      "timeout-udp", po::value<int64_t>()->value_name("S"), "UDP idle timeout, s (default 300)");
+      "timeout-udp", po::value<int64_t>()->value_name("S"), "UDP idle timeout, s (default 300)")(
+      "health", po::value<std::string>()->value_name("JSON"),
+      "health check as a JSON object, fields as in the config file's `health`");
   return d;
 }
 
@@ -38,7 +40,9 @@ po::options_description backend_options() {
   d.add_options()("port", po::value<int64_t>()->value_name("N"),
                   "backend port (default 0 = the service's port)")(
       "weight", po::value<int64_t>()->value_name("W"), "weight 0..65535 (default 1)")(
-      "state", po::value<std::string>()->value_name("STATE"), "up|down|draining|disabled");
+      "state", po::value<std::string>()->value_name("STATE"),
+      "up|down|draining|disabled")("health", po::value<std::string>()->value_name("JSON"),
+                                   "this backend's health-check override as a JSON object");
   return d;
 }
 
@@ -54,6 +58,28 @@ result<po::variables_map> parse_opts(const po::options_description& d,
     return make_error(e.what());
   }
   return vm;
+}
+
+// `--health JSON` into the request; a malformed object is reported here, a
+// wrong field by the daemon's decoder.
+status add_health(const po::variables_map& vm, json& target) {
+  if (!vm.count("health"))
+    return {};
+  json h = json::parse(vm["health"].as<std::string>(), nullptr, false);
+  if (h.is_discarded() || !h.is_object())
+    return make_error("--health: expected a JSON object");
+  target["health"] = h;
+  return {};
+}
+
+// A JSON value as one word of a save line: compact, and the spaces that can
+// only occur inside its strings written as \u0020 (still valid JSON).
+std::string one_word(const json& j) {
+  std::string s = j.dump();
+  std::string o;
+  for (char ch : s)
+    o += ch == ' ' ? std::string("\\u0020") : std::string(1, ch);
+  return o;
 }
 
 } // namespace
@@ -88,6 +114,8 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
   for (const char* k : {"syn", "established", "fin", "udp"})
     if (vm->count(std::string("timeout-") + k))
       f["timeouts"][k] = (*vm)[std::string("timeout-") + k].as<int64_t>();
+  if (auto r = add_health(*vm, f); !r)
+    return r.err();
   return f;
 }
 
@@ -101,6 +129,8 @@ result<json> parse_backend_fields(const std::string& addr, const std::vector<std
       b[k] = (*vm)[k].as<int64_t>();
   if (vm->count("state"))
     b["state"] = (*vm)["state"].as<std::string>();
+  if (auto r = add_health(*vm, b); !r)
+    return r.err();
   return b;
 }
 
@@ -125,11 +155,19 @@ std::string save_text(const json& c) {
                      s.at("gue_port").get<int>(), s.value("on_backend_down", std::string("keep")),
                      t.at("syn").get<uint64_t>(), t.at("established").get<uint64_t>(),
                      t.at("fin").get<uint64_t>(), t.at("udp").get<uint64_t>());
-    for (const auto& b : s.at("backends"))
-      o += fmt::format("backend add {} {} --port {} --weight {} --state {}\n",
+    if (s.contains("health") && s["health"].value("check", std::string("none")) != "none") {
+      o.pop_back(); // the health check goes on the same line
+      o += " --health " + one_word(s["health"]) + "\n";
+    }
+    for (const auto& b : s.at("backends")) {
+      o += fmt::format("backend add {} {} --port {} --weight {} --state {}",
                        s.at("name").get<std::string>(), b.at("address").get<std::string>(),
                        b.at("port").get<int>(), b.at("weight").get<int>(),
                        b.at("state").get<std::string>());
+      if (b.contains("health"))
+        o += " --health " + one_word(b["health"]);
+      o += "\n";
+    }
   }
   return o;
 }
