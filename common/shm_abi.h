@@ -57,6 +57,12 @@ inline constexpr uint16_t service_in_use = 1u << 0;
 // the connection's return half.
 inline constexpr uint16_t service_reset_on_down = 1u << 1;
 inline constexpr uint32_t backend_in_use = 1u << 0;
+// Since minor 1: a backend removed from its service whose slot has not been
+// given to another backend yet. It takes no new flows, but flows already
+// tracked to it (same incarnation) keep going to it until they end, so a
+// removal does not break connections ("keep"); `reset_on_down` services reset
+// them instead.
+inline constexpr uint32_t backend_retired = 1u << 1;
 // slot_header::flags: what kinds of services the slot holds, so the packet path
 // can skip whole lookups (e.g. the reply table when no NAT service exists).
 inline constexpr uint32_t slot_has_nat = 1u << 0;

@@ -230,6 +230,7 @@ result<void> table_builder::build(const std::vector<service_config>& services, c
     for (auto it = next.backends.begin(); it != next.backends.end();) {
       if (!live_backends.count(it->first)) {
         next.free_backends.push_back(it->second.slot);
+        next.retired[it->second.slot] = {it->first, it->second.incarnation};
         it = next.backends.erase(it);
       } else {
         ++it;
@@ -257,8 +258,12 @@ result<void> table_builder::build(const std::vector<service_config>& services, c
             next.next_incarnation = 1;
         }
         be_assign[i].push_back(bit->second);
+        next.retired.erase(bit->second.slot); // reused: its old flows are stale now
       }
     }
+    // A retired backend of a removed service has nothing left to keep.
+    for (auto it = next.retired.begin(); it != next.retired.end();)
+      it = next.services.count(it->second.key.service) ? std::next(it) : next.retired.erase(it);
   }
 
   // 2. Write the slot. Unused entries are zeroed so nothing of the slot's
@@ -343,6 +348,18 @@ result<void> table_builder::build(const std::vector<service_config>& services, c
     v.proto = e.proto;
     v.service_plus1 = si + 1;
   }
+  for (const auto& [slot, r] : next.retired) {
+    abi::backend_entry& be = t.backends[slot];
+    std::memcpy(be.addr, r.key.addr.bytes.data(), 16);
+    be.port = r.key.port;
+    be.weight = 0;
+    be.state = uint8_t(abi::backend_state::draining);
+    be.family = uint8_t(r.key.addr.family());
+    be.service = uint16_t(next.services.at(r.key.service));
+    be.incarnation = r.incarnation;
+    be.flags = abi::backend_retired;
+    backend_limit = std::max(backend_limit, slot + 1);
+  }
   abi::slot_header& hdr = *t.hdr;
   hdr.generation = generation;
   hdr.service_limit = service_limit;
@@ -381,6 +398,18 @@ result<void> table_builder::adopt(const table_view& v, const table_view* other) 
     const abi::backend_entry& b = v.backends[i];
     if (!(b.flags & abi::backend_in_use)) {
       next.free_backends.push_back(i);
+      if ((b.flags & abi::backend_retired) && b.service < v.hdr->service_limit &&
+          (v.services[b.service].flags & abi::service_in_use)) {
+        const abi::service_entry& s = v.services[b.service];
+        backend_key k;
+        std::memcpy(k.service.vip.bytes.data(), s.vip, 16);
+        k.service.port = s.port;
+        k.service.proto = s.proto;
+        std::memcpy(k.addr.bytes.data(), b.addr, 16);
+        k.port = b.port;
+        next.retired[i] = {k, b.incarnation};
+        max_inc = std::max(max_inc, b.incarnation);
+      }
       continue;
     }
     const abi::service_entry& s = v.services[b.service];

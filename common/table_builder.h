@@ -80,6 +80,11 @@ struct backend_assignment {
   uint32_t incarnation = 0;
 };
 
+struct backend_assignment_of_key {
+  backend_key key;
+  uint32_t incarnation = 0;
+};
+
 service_key key_of(const service_config& s);
 backend_key key_of(const service_config& s, const backend_config& b);
 
@@ -121,6 +126,8 @@ private:
     std::map<backend_key, backend_assignment> backends;
     std::deque<uint32_t> free_services; // freed indices, oldest first
     std::deque<uint32_t> free_backends;
+    // Freed backend slots whose flows may still run: what the slot held.
+    std::map<uint32_t, backend_assignment_of_key> retired;
     uint32_t service_high = 0; // indices >= this were never used
     uint32_t backend_high = 0;
     uint32_t next_incarnation = 1;

@@ -123,7 +123,7 @@ void neighbour_manager::refresh(uint64_t now_ns) {
   for (uint32_t b = 0; b < limit; ++b) {
     const abi::backend_entry& be = v.backends[b];
     packed_mac mac = 0;
-    if (be.flags & abi::backend_in_use) {
+    if (be.flags & (abi::backend_in_use | abi::backend_retired)) { // retired: flows kept
       ip_addr addr;
       std::memcpy(addr.bytes.data(), be.addr, 16);
       if (auto nh = next_hop(addr, backend_side)) {

@@ -473,14 +473,14 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
   flow_entry& e = ft.entry(pos);
   const abi::backend_entry& be = view_.backends[e.backend];
   bool tcp = p.proto == proto_tcp;
-  bool stale = !(be.flags & abi::backend_in_use) || be.incarnation != e.incarnation;
+  bool stale = !backend_holds(be, e);
   bool is_expired = expired(e);
   // A new SYN on a closing entry starts a new connection (client port reuse).
   bool reopen = tcp && (p.tcp_flags & (tcp_syn | tcp_ack)) == tcp_syn &&
                 (e.state == tcp_state::fin || e.state == tcp_state::closed);
   if (!stale && !is_expired && tcp && !(p.tcp_flags & tcp_rst) &&
       (be.state == uint8_t(abi::backend_state::down) ||
-       be.state == uint8_t(abi::backend_state::disabled)) &&
+       be.state == uint8_t(abi::backend_state::disabled) || (be.flags & abi::backend_retired)) &&
       (fwd_mode(e.mode) == fwd_mode::nat || fwd_mode(e.mode) == fwd_mode::dnat) &&
       (view_.services[e.service].flags & abi::service_reset_on_down)) [[unlikely]]
     return reset_flow<V6>(m, p, pos, rx, out);
@@ -621,7 +621,7 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
   if (!e.live)
     return drop(m, drop_reason::reply_no_flow, out);
   const abi::backend_entry& be = view_.backends[e.backend];
-  bool stale = !(be.flags & abi::backend_in_use) || be.incarnation != e.incarnation;
+  bool stale = !backend_holds(be, e);
   if (stale || expired(e)) {
     if (stale)
       count(worker_counter::flows_stale);
@@ -738,7 +738,7 @@ template <bool V6> void pipeline_impl::sweep(uint32_t budget) {
     if (!e.live || e.kind != flow_kind::forward)
       continue;
     const abi::backend_entry& be = view_.backends[e.backend];
-    bool stale = !(be.flags & abi::backend_in_use) || be.incarnation != e.incarnation;
+    bool stale = !backend_holds(be, e);
     if (expired(e) || stale) {
       if (stale)
         count(worker_counter::flows_stale);

@@ -128,6 +128,14 @@ public:
   bool is_vip_addr(const ip_addr& a) const;
 };
 
+// Whether a flow entry still belongs to the backend in its slot: the same
+// incarnation, in use or retired (removed from the config, slot not reused:
+// its flows are kept until they end).
+inline bool backend_holds(const abi::backend_entry& be, const flow_entry& e) {
+  return (be.flags & (abi::backend_in_use | abi::backend_retired)) &&
+         be.incarnation == e.incarnation;
+}
+
 inline ip_addr packet_addr(const uint8_t* l3, uint8_t family, bool dst) {
   if (family == 4) {
     uint32_t v;

@@ -288,7 +288,7 @@ template <bool V6>
     e = &ft.entry(fpos);
   }
   const abi::backend_entry& be = view_.backends[e->backend];
-  if (!(be.flags & abi::backend_in_use) || be.incarnation != e->incarnation)
+  if (!backend_holds(be, *e))
     return drop(m, drop_reason::icmp_error_no_flow, out);
   if (!e->live)
     return drop(m, drop_reason::icmp_error_no_flow, out);

@@ -250,8 +250,9 @@ def live_changes():
     streams = [client("stream", DSR_VIP, 80, 9, *SRC4), client("stream", NAT_VIP, 80, 9, *SRC4)]
     ka = client("keepalive", NAT_VIP, 80, 9, SRC4[0])
     held = ka.first_line().get("first", "be1")
-    # Removing a backend ends its flows (they are rescheduled: docs/forwarding.md),
-    # so the backend removed and re-added is one the keep-alive connection is not on.
+    # The backend removed and re-added is one the keep-alive connection is not
+    # on (removal keeps flows while the slot stays retired, but re-adding gives
+    # the backend a new incarnation).
     gone = "be3" if held != "be3" else "be2"
     print(f"keep-alive connection held by {held}; {gone} will be removed and re-added")
     time.sleep(0.5)

@@ -149,15 +149,42 @@ TEST_CASE("a full table of established flows forwards statelessly and counts it"
   CHECK(h.drop_count(drop_reason::flow_table_full) == 0);
 }
 
-TEST_CASE("a flow whose backend slot was reincarnated is stale", "[flows]") {
+TEST_CASE("a removed backend keeps its flows; new flows go to the others", "[flows]") {
   service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::dsr_ipip, {{"203.0.113.11", 1}});
   harness h({s});
   CHECK(backend_of(h.run({client_packet(1, 100, SYN)})) == 11);
-  // Replace the backend: the old slot's flows must not reach the new one by accident.
+  // Replace the backend: the removed one's slot is retired, not reused, so
+  // its established flow continues ("keep") while new flows go to the new one.
+  s.backends[0].addr = ip("203.0.113.21");
+  h.publish({s});
+  CHECK(backend_of(h.run({client_packet(1, 100, ACK)})) == 11);
+  CHECK(backend_of(h.run({client_packet(1, 101, SYN)})) == 21);
+  CHECK(h.counter(worker_counter::flows_stale) == 0);
+}
+
+TEST_CASE("a flow whose backend slot went away with its service is stale", "[flows]") {
+  service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::dsr_ipip, {{"203.0.113.11", 1}});
+  harness h({s});
+  CHECK(backend_of(h.run({client_packet(1, 100, SYN)})) == 11);
+  // The service leaves (its backends' slots are freed for good), then comes
+  // back with another backend: the old flow must not reach .11 by accident.
+  h.publish({});
   s.backends[0].addr = ip("203.0.113.21");
   h.publish({s});
   CHECK(backend_of(h.run({client_packet(1, 100, ACK)})) == 21);
   CHECK(h.counter(worker_counter::flows_stale) == 1);
+}
+
+TEST_CASE("reset_on_down also resets the flows of a removed backend", "[flows]") {
+  service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::nat, {{"203.0.113.11", 1}}, 8080);
+  s.reset_on_down = true;
+  harness h({s});
+  REQUIRE(h.run({client_packet(1, 100, SYN)}).tx.size() == 1);
+  s.backends[0].addr = ip("203.0.113.21");
+  h.publish({s});
+  run_result r = h.run({client_packet(1, 100, ACK, 10)});
+  REQUIRE(r.tx.size() == 2); // RST to the client and to the removed backend
+  CHECK(h.counter(worker_counter::flows_reset) == 1);
 }
 
 TEST_CASE("per-backend counters and passive health signals", "[flows]") {

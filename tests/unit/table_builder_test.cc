@@ -203,7 +203,11 @@ TEST_CASE("indices and incarnations are stable; reused slots get new incarnation
   web.backends.pop_back();
   REQUIRE(b.build({web, dns}, s.target(), 4).ok());
   CHECK_FALSE(b.backend(key_of(web, removed)));
-  CHECK(s.view().backends[a1.slot].flags == 0);
+  // The freed slot is published as retired: no longer in use, but its address
+  // and incarnation stay so the dataplane keeps the removed backend's flows.
+  CHECK(s.view().backends[a1.slot].flags == abi::backend_retired);
+  CHECK(s.view().backends[a1.slot].incarnation == a1.incarnation);
+  CHECK(s.view().backends[a1.slot].weight == 0);
   web.backends.push_back(backend_config{ip("10.1.0.3"), 8080, 1, abi::backend_state::up});
   REQUIRE(b.build({web, dns}, s.target(), 5).ok());
   const auto a3 = *b.backend(key_of(web, web.backends.back()));
