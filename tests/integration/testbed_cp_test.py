@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from itest_util import check, failures, run, run_testbed  # noqa: E402
+
 SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -166,23 +168,8 @@ def client_main(argv):
 
 # ----------------------------------------------------------------- test side
 
-failures = []
-
-
-def check(cond, what):
-    print(f"{'ok' if cond else 'FAIL'}: {what}", flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def run(cmd, timeout=60, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-
-
 def testbed(*args, timeout=120):
-    env = dict(os.environ, SLUICE_TB_PREFIX=PREFIX, SLUICE_BUILD_DIR=BUILD)
-    return run([TESTBED, *args], timeout=timeout, env=env)
+    return run_testbed(TESTBED, PREFIX, BUILD, *args, timeout=timeout)
 
 
 def client(*args):
