@@ -169,16 +169,9 @@ std::vector<test_case> cases() {
 } // namespace
 
 int main() {
-  if (auto why = cannot_load_bpf(); !why.empty()) {
-    std::printf("SKIP: %s\n", why.c_str());
+  dsr_decap_bpf* skel = load_or_skip(dsr_decap_bpf__open_and_load, "dsr_decap");
+  if (!skel)
     return skip_status;
-  }
-  libbpf_set_print(nullptr);
-  dsr_decap_bpf* skel = dsr_decap_bpf__open_and_load();
-  if (!skel) {
-    std::printf("SKIP: cannot load dsr_decap (%s): BPF unavailable\n", std::strerror(errno));
-    return skip_status;
-  }
   int prog = bpf_program__fd(skel->progs.dsr_decap);
   int config = bpf_map__fd(skel->maps.decap_config);
   int addrs = bpf_map__fd(skel->maps.decap_addrs);

@@ -155,16 +155,9 @@ void run_cases(reporter& rep, int prog, int stats, const std::vector<test_case>&
 } // namespace
 
 int main() {
-  if (auto why = cannot_load_bpf(); !why.empty()) {
-    std::printf("SKIP: %s\n", why.c_str());
+  vip_steer_bpf* skel = load_or_skip(vip_steer_bpf__open_and_load, "vip_steer");
+  if (!skel)
     return skip_status;
-  }
-  libbpf_set_print(nullptr);
-  vip_steer_bpf* skel = vip_steer_bpf__open_and_load();
-  if (!skel) {
-    std::printf("SKIP: cannot load vip_steer (%s): BPF unavailable\n", std::strerror(errno));
-    return skip_status;
-  }
   int prog = bpf_program__fd(skel->progs.vip_steer);
   int vips = bpf_map__fd(skel->maps.steer_vips);
   int replies = bpf_map__fd(skel->maps.steer_replies);

@@ -203,4 +203,19 @@ inline std::string cannot_load_bpf() {
   return {};
 }
 
+// Opens and loads a program's skeleton (`open_and_load` is the bpftool-generated
+// NAME__open_and_load), or prints why BPF tests cannot run here and returns
+// nullptr: the caller exits with skip_status.
+template <typename Skel> Skel* load_or_skip(Skel* (*open_and_load)(), const char* name) {
+  if (auto why = cannot_load_bpf(); !why.empty()) {
+    std::printf("SKIP: %s\n", why.c_str());
+    return nullptr;
+  }
+  libbpf_set_print(nullptr);
+  Skel* skel = open_and_load();
+  if (!skel)
+    std::printf("SKIP: cannot load %s (%s): BPF unavailable\n", name, std::strerror(errno));
+  return skel;
+}
+
 } // namespace sluice::bpf_test
