@@ -35,8 +35,9 @@
 // 64 B record + 8 B of bucket = 72 B (IPv4), 96 B (IPv6); per configured entry, with the headroom,
 // 96 B (IPv4) and 128 B (IPv6): over the 64 B goal, the price of O(1) eviction without moves (the
 // bucket line) and of never evicting before the configured capacity is reached. A NAT flow holds
-// two entries (forward and reply), each inserted under the same rules. Memory comes from anonymous
-// mmap with transparent huge pages requested; the table has no DPDK dependency and is unit-tested
+// two entries (forward and reply), each inserted under the same rules.
+// Memory comes from the caller's allocator (the dataplane: DPDK hugepages) or
+// anonymous mmap; the table itself has no DPDK dependency and is unit-tested
 // without EAL.
 //
 // Concurrency. Exactly one writer (the owning worker). Readers on other
@@ -125,6 +126,16 @@ struct alignas(64) flow_bucket {
 };
 static_assert(sizeof(flow_bucket) == 64);
 
+// Where the table's memory comes from. The dataplane passes DPDK's hugepage
+// allocator (NUMA-local, no TLB miss per packet at 1M flows); without one the
+// table maps anonymous memory with transparent huge pages requested (tests).
+// `alloc` must return zeroed memory aligned to 64 bytes, or nullptr.
+struct flow_table_memory {
+  void* (*alloc)(size_t bytes, void* ctx) = nullptr;
+  void (*release)(void* p, void* ctx) = nullptr;
+  void* ctx = nullptr;
+};
+
 // Where a new key goes: a free way, or a victim to release first.
 struct flow_slot {
   int32_t pos = -1;  // -1: no way at all (cannot happen with ways > 0)
@@ -144,7 +155,8 @@ public:
 
   // `capacity` entries (rounded up to a multiple of 8). `seed` randomises the
   // bucket choice so that a remote sender cannot aim at one bucket.
-  result<void> init(const char* name, uint32_t capacity, uint64_t seed);
+  result<void> init(const char* name, uint32_t capacity, uint64_t seed,
+                    const flow_table_memory& memory = {});
 
   uint64_t hash(const Key& k) const {
     return hash_bytes(reinterpret_cast<const uint8_t*>(&k), sizeof(Key), seed_);
@@ -264,6 +276,7 @@ private:
   flow_record<Key>* records_ = nullptr;
   void* mem_ = nullptr;
   size_t mem_size_ = 0;
+  flow_table_memory memory_;
   uint32_t n_buckets_ = 0;
   uint32_t count_ = 0;
   uint64_t seed_ = 0;
