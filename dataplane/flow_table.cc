@@ -66,15 +66,16 @@ void flow_table<Key>::lookup_bulk(const Key** keys, uint32_t n, int32_t* positio
       h[i] = hash(*k[i]);
       prefetch(h[i]);
     }
-    // Stage 2: the first matching record of each key (almost always the one).
+    // Stage 2: the records whose signature matches, in either bucket (a key
+    // lives in its second bucket about half the time).
     for (uint32_t i = 0; i < m; ++i) {
       uint16_t s = sig_of(h[i]);
-      const flow_bucket& b = buckets_[bucket1(h[i])];
-      for (uint32_t w = 0; w < ways; ++w)
-        if (b.sig[w] == s) {
-          __builtin_prefetch(&records_[bucket1(h[i]) * ways + w]);
-          break;
-        }
+      for (uint32_t bi : {bucket1(h[i]), bucket2(h[i])}) {
+        const flow_bucket& b = buckets_[bi];
+        for (uint32_t w = 0; w < ways; ++w)
+          if (b.sig[w] == s)
+            __builtin_prefetch(&records_[bi * ways + w]);
+      }
     }
     for (uint32_t i = 0; i < m; ++i)
       pos[i] = lookup(*k[i], h[i]);
