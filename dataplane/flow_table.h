@@ -42,9 +42,11 @@
 //
 // Concurrency. Exactly one writer (the owning worker). Readers on other
 // threads (introspection: pipeline::list_flows) read a bucket under its
-// sequence counter: the writer makes it odd before a way changes identity
-// (insert, erase) and even again after; a reader copies the way's signature
-// and record between two reads of an equal, even counter, retrying otherwise.
+// sequence counter: the writer makes it odd before a way's signature changes
+// (publish, erase) and even again after; a new record is written while its way
+// is still empty (emplace) and published only once filled; a reader copies the
+// way's signature and record between two reads of an equal, even counter,
+// retrying otherwise.
 // Per-packet updates of a live flow (deadline, state) are single aligned
 // stores made without the counter: a reader may see a flow a moment old, never
 // a record torn across two flows.
@@ -182,20 +184,24 @@ public:
   // (e.g. the forward entry of the reply being inserted) is never the victim.
   flow_slot find_slot(uint64_t h, uint32_t now_ms, int32_t keep = -1) const;
 
-  // Takes way `pos` (free, from find_slot) for `k`. The entry is zeroed; the
-  // caller fills it and sets its class and deadline.
-  flow_entry& emplace(int32_t pos, const Key& k, uint64_t h) {
-    flow_bucket& b = buckets_[uint32_t(pos) / ways];
-    begin_write(b);
+  // Prepares way `pos` (free, from find_slot) for `k`: key written, entry
+  // zeroed, the way still empty to lookups and readers. The caller fills the
+  // entry, then publishes the way; a reader never sees it half filled.
+  flow_entry& emplace(int32_t pos, const Key& k) {
     flow_record<Key>& r = records_[pos];
     r.key = k;
     r.e = flow_entry{};
+    return r.e;
+  }
+  // Makes way `pos` (emplaced and filled) visible under hash `h`.
+  void publish(int32_t pos, uint64_t h) {
+    flow_bucket& b = buckets_[uint32_t(pos) / ways];
+    begin_write(b);
     b.cls[pos % ways] = uint8_t(evict_class::half_open);
     b.deadline[pos % ways] = no_deadline;
     std::atomic_ref<uint16_t>(b.sig[pos % ways]).store(sig_of(h), std::memory_order_relaxed);
     end_write(b);
     ++count_;
-    return r.e;
   }
   void erase(int32_t pos) {
     flow_bucket& b = buckets_[uint32_t(pos) / ways];
