@@ -87,7 +87,7 @@ result<port_info> setup_port(const port_request& req) {
         "use fewer worker lcores",
         port, p.driver, info.max_rx_queues, info.max_tx_queues, n));
   p.n_rx_queues = n;
-  p.main_tx = info.max_tx_queues > n;
+  p.main_tx = req.want_main_tx && info.max_tx_queues > n;
   p.n_tx_queues = p.main_tx ? uint16_t(n + 1) : n;
   p.main_tx_queue = n;
 
