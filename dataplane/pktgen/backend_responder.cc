@@ -85,8 +85,6 @@ void backend_responder::reply(uint32_t item, const seen_packet& s, uint8_t flags
 }
 
 void backend_responder::on_packet(rte_mbuf* m, uint64_t now_tsc) {
-  ctx_.stats.port[backend_port].rx_packets++;
-  ctx_.stats.port[backend_port].rx_bytes += m->pkt_len;
   auto s = check_at_backend(ctx_, rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
   uint32_t len = m->pkt_len;
   rte_pktmbuf_free(m);

@@ -14,22 +14,38 @@ constexpr uint16_t rx_burst = 64;
 load_runner::load_runner(pktgen_context& ctx, const runner_config& cfg)
     : ctx_(ctx), cfg_(cfg), gen_(ctx), backends_(ctx, gen_) {}
 
-void load_runner::poll(uint64_t now_tsc) {
+uint32_t load_runner::poll(uint64_t now_tsc) {
   rte_mbuf* pkts[rx_burst];
-  uint16_t n = rte_eth_rx_burst(ctx_.port_id[backend_port], 0, pkts, rx_burst);
-  for (uint16_t i = 0; i < n; ++i)
+  uint16_t nb = rte_eth_rx_burst(ctx_.port_id[backend_port], 0, pkts, rx_burst);
+  for (uint16_t i = 0; i < nb; ++i) {
+    ctx_.stats.port[backend_port].rx_packets++;
+    ctx_.stats.port[backend_port].rx_bytes += pkts[i]->pkt_len;
     backends_.on_packet(pkts[i], now_tsc);
-  n = rte_eth_rx_burst(ctx_.port_id[client_port], 0, pkts, rx_burst);
-  for (uint16_t i = 0; i < n; ++i)
+  }
+  uint16_t nc = rte_eth_rx_burst(ctx_.port_id[client_port], 0, pkts, rx_burst);
+  for (uint16_t i = 0; i < nc; ++i) {
+    ctx_.stats.port[client_port].rx_packets++;
+    ctx_.stats.port[client_port].rx_bytes += pkts[i]->pkt_len;
     gen_.on_packet(pkts[i], now_tsc);
+  }
   for (int side = 0; side < 2; ++side)
     ctx_.tx[side].flush(ctx_.port_id[side], 0, ctx_.stats.port[side]);
+  return uint32_t(nb) + nc;
 }
 
-void load_runner::drain(uint64_t ms) {
-  const uint64_t end = ctx_.now_tsc() + ms * ctx_.tsc_hz / 1000;
-  for (uint64_t now = ctx_.now_tsc(); now < end; now = ctx_.now_tsc())
-    poll(now);
+// Polls until nothing arrived for `quiet_ms` and nothing waits to be sent, or
+// for at most ten times that: on a busy machine packets still in the rings
+// when the traffic stops must not count as lost.
+void load_runner::drain(uint64_t quiet_ms) {
+  const uint64_t start = ctx_.now_tsc();
+  const uint64_t quiet = quiet_ms * ctx_.tsc_hz / 1000;
+  uint64_t last = start;
+  for (uint64_t now = start; now - start < 10 * quiet; now = ctx_.now_tsc()) {
+    if (poll(now) > 0 || ctx_.tx[0].size() > 0 || ctx_.tx[1].size() > 0)
+      last = now;
+    else if (now - last >= quiet)
+      break;
+  }
 }
 
 status load_runner::warm_up() {

@@ -32,8 +32,8 @@ public:
   run_stats run_trial(double scale, double duration_s);
 
 private:
-  void poll(uint64_t now_tsc);
-  void drain(uint64_t ms);
+  uint32_t poll(uint64_t now_tsc); // returns frames received
+  void drain(uint64_t quiet_ms);
 
   pktgen_context& ctx_;
   runner_config cfg_;

@@ -397,8 +397,6 @@ void traffic_generator::on_churn(uint32_t i, const seen_packet& s, uint64_t now_
 }
 
 void traffic_generator::on_packet(rte_mbuf* m, uint64_t now_tsc) {
-  ctx_.stats.port[client_port].rx_packets++;
-  ctx_.stats.port[client_port].rx_bytes += m->pkt_len;
   bool spoofed = false;
   auto s =
       check_at_client(ctx_, rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), spoofed);
