@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Turns one sluice-pktgen profile (YAML) into the equivalent lab files.
 
-    gen-lab-profiles.py PROFILE.yaml --out DIR
-        DIR/NAME_stl.py    TRex stateless profile (established items, floods)
-        DIR/NAME_astf.py   TRex advanced-stateful profile (churn items), if any
-        DIR/NAME.lua       pktgen-dpdk script (established items, floods)
+    gen-lab-profiles.py PROFILE.yaml... --out DIR
+        DIR/trex/NAME_stl.py      TRex stateless profile (established items, floods)
+        DIR/trex/NAME_astf.py     TRex advanced-stateful profile (churn items), if any
+        DIR/pktgen-dpdk/NAME.lua  pktgen-dpdk script (established items, floods)
+    (scripts/trex and scripts/pktgen-dpdk hold these for tests/pktgen/*.yaml:
+     scripts/gen-lab-profiles.py tests/pktgen/*.yaml --out scripts)
     gen-lab-profiles.py PROFILE.yaml --sluice-args
         one JSON object: the publish_tables arguments and the dataplane's
         --neigh / --nat-pool / --encap-src4 options the profile needs
@@ -279,10 +281,10 @@ def gen_lua(prof, src_path, line_gbps=10.0):
             sp = prof["spoofed"]
             a0, a1, p0, p1 = str(sp[0]), str(sp[-1]), CLIENT_PORT_BASE, CLIENT_PORT_BASE + CLIENT_PORTS - 1
         flags = "syn" if it["type"] == "syn-flood" else "ack"
-        blocks.append(f'''-- traffic[{i}] {it['type']} -> {svc['vip']}:{svc['port']} ({svc['mode']}), {size}-byte frames, {it['rate']:g} pps
+        blocks.append(f'''-- traffic[{i}] {it['type']} -> {svc['vip']}:{svc['port']} ({svc['mode']}), {size}-byte frames, {it['rate']:.0f} pps
 local p = "{port}"
 pktgen.set(p, "size", {size})
-pktgen.set(p, "rate", {pct:.4f}) -- {it['rate']:g} pps of {line_pps:.0f} at {line_gbps:g} Gb/s
+pktgen.set(p, "rate", {pct:.4f}) -- {it['rate']:.0f} pps of {line_pps:.0f} at {line_gbps:g} Gb/s
 pktgen.set_proto(p, "{svc['proto']}")
 pktgen.dst_ip(p, "start", "{svc['vip']}")
 pktgen.dst_ip(p, "inc", "0.0.0.0")
@@ -325,31 +327,35 @@ pktgen.stop("{ports}")
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("profile")
+    ap.add_argument("profiles", nargs="+", metavar="PROFILE")
     ap.add_argument("--out", help="directory for the TRex and pktgen-dpdk files")
     ap.add_argument("--sluice-args", action="store_true",
                     help="print the publish_tables and dataplane arguments as JSON")
     ap.add_argument("--line-gbps", type=float, default=10.0,
                     help="line rate pktgen-dpdk percentages refer to (default 10)")
     a = ap.parse_args()
-    try:
-        prof = load(a.profile)
-    except (ProfileError, KeyError, ValueError, TypeError, OSError, yaml.YAMLError) as e:
-        print(f"gen-lab-profiles: {e}", file=sys.stderr)
-        return 2
-    if a.sluice_args:
-        print(json.dumps(sluice_args(prof)))
-    if a.out:
-        os.makedirs(a.out, exist_ok=True)
-        files = {f"{prof['name']}_stl.py": gen_stl(prof, a.profile),
-                 f"{prof['name']}.lua": gen_lua(prof, a.profile, a.line_gbps)}
-        astf = gen_astf(prof, a.profile)
-        if astf:
-            files[f"{prof['name']}_astf.py"] = astf
-        for name, text in files.items():
-            with open(os.path.join(a.out, name), "w") as f:
-                f.write(text)
-            print(os.path.join(a.out, name))
+    if a.sluice_args and len(a.profiles) != 1:
+        ap.error("--sluice-args takes one profile")
+    for path in a.profiles:
+        try:
+            prof = load(path)
+        except (ProfileError, KeyError, ValueError, TypeError, OSError, yaml.YAMLError) as e:
+            print(f"gen-lab-profiles: {path}: {e}", file=sys.stderr)
+            return 2
+        if a.sluice_args:
+            print(json.dumps(sluice_args(prof)))
+        if a.out:
+            files = {os.path.join("trex", f"{prof['name']}_stl.py"): gen_stl(prof, path),
+                     os.path.join("pktgen-dpdk", f"{prof['name']}.lua"): gen_lua(prof, path, a.line_gbps)}
+            astf = gen_astf(prof, path)
+            if astf:
+                files[os.path.join("trex", f"{prof['name']}_astf.py")] = astf
+            for name, text in files.items():
+                target = os.path.join(a.out, name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "w") as f:
+                    f.write(text)
+                print(target)
     if not a.sluice_args and not a.out:
         ap.error("give --out DIR and/or --sluice-args")
     return 0

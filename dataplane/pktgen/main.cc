@@ -16,7 +16,9 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 
+#include "ip_addr.h"
 #include "load_runner.h"
+#include "mode_names.h"
 #include "ndr_search.h"
 #include "pktgen_options.h"
 #include "port_setup.h"
@@ -35,6 +37,25 @@ constexpr uint16_t port_mtu = 1500; // memif refuses more; it still receives lar
   std::fprintf(stderr, "%s: %s\n", prog, msg.c_str());
   std::fflush(stderr);
   std::exit(code);
+}
+
+// What --validate prints: one line per service and item, rates as scaled.
+void print_profile(const profile& p) {
+  std::printf("profile %s: %zu service(s), %zu item(s), %.1f s\n", p.name.c_str(),
+              p.services.size(), p.items.size(), p.duration_s);
+  for (const auto& s : p.services)
+    std::printf("  service %s: %s %s:%u mode %s, %zu backend(s)\n", s.name.c_str(),
+                s.proto == 6 ? "tcp" : "udp", format_ip(ip_addr::from_v4_be(s.vip_be)).c_str(),
+                s.port, std::string(fwd_mode_name(s.mode)).c_str(), s.backends.size());
+  for (const auto& it : p.items) {
+    const char* unit = it.type == item_type::churn ? "conn/s" : "pps";
+    std::printf("  %s -> %s: %.0f %s%s", item_type_name(it.type),
+                p.services[it.service].name.c_str(), it.rate, unit,
+                it.rate <= 0 ? " (as fast as possible)" : "");
+    if (it.type == item_type::established)
+      std::printf(", %u flows, %zu frame size(s)", it.flows, it.frame_sizes.size());
+    std::printf("\n");
+  }
 }
 
 int run(const pktgen_options& o, const profile& prof) {
@@ -143,15 +164,20 @@ int main(int argc, char** argv) {
       break;
     }
   if (sep < 0) {
-    for (int i = 1; i < argc; ++i)
+    bool validate = false;
+    for (int i = 1; i < argc; ++i) {
       if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
         std::printf("%s", pktgen_usage(prog).c_str());
         return 0;
       }
-    die(exit_usage, "missing \"--\": give EAL arguments, then --, then options (see --help)");
+      validate = validate || std::strcmp(argv[i], "--validate") == 0;
+    }
+    if (!validate)
+      die(exit_usage, "missing \"--\": give EAL arguments, then --, then options (see --help)");
   }
+  // Only --validate runs without EAL arguments: then everything is ours.
   std::vector<const char*> ours{prog};
-  for (int i = sep + 1; i < argc; ++i)
+  for (int i = sep < 0 ? 1 : sep + 1; i < argc; ++i)
     ours.push_back(argv[i]);
   auto opts = parse_pktgen_options(int(ours.size()), ours.data());
   if (!opts)
@@ -163,6 +189,10 @@ int main(int argc, char** argv) {
   auto prof = load_profile(opts->profile_path);
   if (!prof)
     die(exit_usage, prof.error_message());
+  if (opts->validate) {
+    print_profile(prof.value());
+    return 0;
+  }
   if (opts->ndr)
     for (size_t i = 0; i < prof->items.size(); ++i)
       if (prof->items[i].rate <= 0)

@@ -20,6 +20,7 @@ po::options_description make_description() {
     ("help,h", "print this help and exit")
     ("profile", po::value<std::string>()->value_name("FILE"),
      "traffic profile (YAML, see docs/benchmarking.md); required")
+    ("validate", "check the profile, print what it generates and exit (no EAL, no ports)")
     ("client-port", po::value<unsigned>()->value_name("P"),
      "DPDK port facing the balancer's client side (default 0)")
     ("backend-port", po::value<unsigned>()->value_name("Q"),
@@ -92,6 +93,7 @@ result<pktgen_options> parse_pktgen_options(int argc, const char* const* argv) {
   if (!vm.count("profile"))
     return bad("profile", "missing; give the traffic profile, e.g. --profile established.yaml");
   o.profile_path = vm["profile"].as<std::string>();
+  o.validate = vm.count("validate") > 0;
   if (vm.count("client-port")) {
     auto v = vm["client-port"].as<unsigned>();
     if (v > 65534)

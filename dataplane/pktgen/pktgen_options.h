@@ -16,6 +16,7 @@ inline constexpr int exit_usage = 2;
 
 struct pktgen_options {
   bool help = false;
+  bool validate = false; // check the profile and exit, no EAL
   std::string profile_path;
   uint16_t client_port = 0, backend_port = 1;
   std::array<uint8_t, 6> peer_mac_client{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
