@@ -17,7 +17,8 @@
 #   --cps N          churn: new connections per second (default 200000)
 #   --flood-pps N    flood cases: spoofed packets per second (default 2000000)
 #   --duration S     seconds per run or NDR trial (default 5)
-#   --ndr            binary-search the zero-loss rate of established cases
+#   --ndr            binary-search the zero-loss rate of established, reverse
+#                    and churn cases (churn: --cps is the upper bound)
 #   --frame SIZE     frame size or imix (default 64)
 #   --workers N      dataplane workers (default 1); cores 1..N, pktgen on N+1
 #                    (or on core 0 when the machine has no more)
@@ -220,12 +221,20 @@ run_pktgen() { # name profile extra...
   shift 2
   timeout 600 "$pg_bin" -l "$pg_core" --file-prefix "$tag-pg" --no-pci "$@" -- \
     --profile "$profile" --json "$work/$name.json" --stats-interval-ms 1000 \
-    $( ((ndr)) && [[ $name == established* || $name == reverse* ]] && echo --ndr) \
+    $( ((ndr)) && [[ $name == established* || $name == reverse* || $name == churn* ]] && echo --ndr) \
     >"$work/$name.pg.log" 2>&1
 }
 
-pg_ports=(--vdev "net_memif0,role=client,socket=$sock,id=0,mac=$pg_mac_c,$ring"
-  --vdev "net_memif1,role=client,socket=$sock,id=1,mac=$pg_mac_b,$ring")
+# MEMIF_ZC=1: pktgen's memif client ports in zero-copy mode (its mbufs are the
+# shared buffers; needs --single-file-segments).
+zc=
+zc_eal=()
+if [[ ${MEMIF_ZC:-0} == 1 ]]; then
+  zc=,zero-copy=yes
+  zc_eal=(--single-file-segments)
+fi
+pg_ports=("${zc_eal[@]}" --vdev "net_memif0,role=client,socket=$sock,id=0,mac=$pg_mac_c,$ring$zc"
+  --vdev "net_memif1,role=client,socket=$sock,id=1,mac=$pg_mac_b,$ring$zc")
 # (the memif client's rsize sets the ring size; the server's is ignored)
 
 rows=()

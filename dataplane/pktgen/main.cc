@@ -146,6 +146,7 @@ int run(const pktgen_options& o, const profile& prof) {
     if (!f)
       std::fprintf(stderr, "%s: cannot write %s\n", prog, o.json_path.c_str());
   }
+  ctx.release_spares();
   for (int side = 0; side < 2; ++side) {
     ctx.tx[side].drop_all();
     dp::shutdown_port(ports[side]);
