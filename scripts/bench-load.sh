@@ -258,7 +258,8 @@ if est:
     lat = st["latency_us"]
     rate = mpps(st["rx_pps"]) + " Mpps"
     if ndr:
-        rate = f"NDR {mpps(st['rx_pps'])} Mpps" + (" (capped)" if ndr["limited_by_profile_rate"] else "")
+        rate = (f"NDR {mpps(st['rx_pps'])} Mpps" + (" (generator-limited)" if ndr["generator_limited"] else "")
+                + (" (at --rate)" if ndr["limited_by_profile_rate"] else ""))
     detail = f"p50 {lat['p50']:.1f} / p99 {lat['p99']:.1f} / p99.9 {lat['p99_9']:.1f} us"
     if churn:
         c = churn[0]["connections"]
@@ -266,6 +267,8 @@ if est:
 else:
     c = churn[0]["connections"]
     rate = f"{c['completed_per_s']:.0f} conn/s"
+    if ndr:
+        rate = f"NDR {rate}" + (" (generator-limited)" if ndr["generator_limited"] else "")
     lat = c["connect_latency_us"]
     detail = (f"opened {c['opened']} completed {c['completed']} failed {c['failed']} reset {c['reset']}; "
               f"connect p50 {lat['p50']:.0f} / p99 {lat['p99']:.0f} us")

@@ -17,8 +17,10 @@ struct ndr_config {
   uint32_t max_trials = 12;
 };
 
-// Returns {"ndr_scale", "ndr_rate" per item, "trials": [...], "summary": the
-// last passing trial's summary (or the lowest trial's)}.
+// Returns {"ndr_scale", "ndr_rates" per item, "limited_by_profile_rate",
+// "generator_limited" (the best passing trial sent under 95 % of what it
+// offered: the generator, not the balancer, was the limit), "trials": [...],
+// "summary": the last passing trial's summary (or the lowest trial's)}.
 nlohmann::json ndr_search(load_runner& runner, const profile& p, const ndr_config& cfg);
 
 } // namespace sluice::pktgen
