@@ -11,6 +11,7 @@
 #include "config_load.h"
 #include "dataplane_telemetry.h"
 #include "json_tree.h"
+#include "port_stats_query.h"
 #include "publisher.h"
 #include "shm_atomic.h"
 #include "stats_reader.h"
@@ -137,6 +138,16 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     return stats();
   if (cmd == "conns")
     return conns(req);
+  if (cmd == "ports") {
+    auto r = query_port_stats(ctx_.shm_path, std::chrono::milliseconds(2000));
+    if (!r)
+      throw request_error{r.error_message()};
+    json a = r.value();
+    a["ok"] = true;
+    if (ctx_.steer_counters)
+      a["steer"] = ctx_.steer_counters();
+    return a;
+  }
   if (cmd == "config.get")
     return {{"ok", true}, {"config", to_json(st.desired())}, {"yaml", to_yaml(st.desired())}};
   if (cmd == "service.list") {

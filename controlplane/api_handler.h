@@ -33,6 +33,9 @@ struct daemon_context {
   // Adds run-time fields (health checks, effective state) to backend.list's
   // `backends` of `service`; unset in unit tests.
   std::function<void(const std::string& service, nlohmann::json& backends)> annotate_backends;
+  // vip_steer's counters for `ports` ({"iface", "program_id", "counters"} or
+  // {"iface", "error"}); unset without --steer-iface.
+  std::function<nlohmann::json()> steer_counters;
 };
 
 class api_handler {

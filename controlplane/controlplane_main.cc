@@ -17,6 +17,8 @@
 #include "health_daemon.h"
 #include "instance_lock.h"
 #include "metrics.h"
+#include "metrics_ports.h"
+#include "port_stats_query.h"
 #include "publisher.h"
 #include "shm_atomic.h"
 #include "shm_publish.h"
@@ -198,6 +200,8 @@ int run(const options& o) {
     return 1;
   }
   ctx.annotate_backends = [&](const std::string& s, nlohmann::json& b) { health.annotate(s, b); };
+  if (!o.steer.iface.empty())
+    ctx.steer_counters = [iface = o.steer.iface] { return steer_counters(iface); };
   api_handler api(ctx);
 
   server_hooks hooks;
@@ -215,7 +219,11 @@ int run(const options& o) {
     in.lagging_workers = uint32_t(pub.lagging_workers(pub.generation()).size());
     in.uptime_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-    return render_metrics(in) + health.metrics();
+    auto ports = query_port_stats(shm_path, std::chrono::milliseconds(500));
+    nlohmann::json steer = ctx.steer_counters ? ctx.steer_counters() : nlohmann::json();
+    return render_metrics(in) + health.metrics() +
+           render_port_metrics(ports ? &ports.value() : nullptr,
+                               ctx.steer_counters ? &steer : nullptr);
   };
   hooks.tick = [&] {
     pub.heartbeat();

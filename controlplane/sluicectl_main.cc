@@ -19,6 +19,7 @@
 #include "ctl_args.h"
 #include "ctl_client.h"
 #include "ctl_drain.h"
+#include "ctl_ports.h"
 #include "ctl_view.h"
 
 namespace po = boost::program_options;
@@ -396,6 +397,15 @@ int cmd_conns(context& c) {
   });
 }
 
+int cmd_ports(context& c) {
+  po::options_description d("options");
+  d.add_options()("xstats", po::bool_switch(), "also list the driver's non-zero xstats");
+  auto p = parse_cmd(c.args, d, 0, "sluicectl ports [--xstats] [--json]");
+  const bool xstats = p.vm["xstats"].as<bool>();
+  return read_answer(c, {{"cmd", "ports"}},
+                     [xstats](const json& a) { return render_ports(a, xstats); });
+}
+
 int cmd_top(context& c) {
   po::options_description d("options");
   d.add_options()("iterations,n", po::value<int>()->default_value(0),
@@ -459,6 +469,7 @@ const std::vector<command>& commands() {
       {"list", "[--stats|--rate]: ipvsadm -Ln style table", cmd_list},
       {"top", "[--iterations N]: live view, refreshed every second", cmd_top},
       {"conns", "[SERVICE] [--limit N]: tracked flows, read from the running dataplane", cmd_conns},
+      {"ports", "[--xstats]: NIC/port, queue, AF_XDP socket and vip_steer counters", cmd_ports},
   };
   return list;
 }
