@@ -25,7 +25,7 @@ struct server_options {
   size_t max_api_clients = 32;
   size_t max_http_clients = 16;
   size_t max_request_bytes = 4u << 20;   // one request line (longer: error answer, closed)
-  size_t max_buffered_bytes = 64u << 20; // unanswered input over all API clients
+  size_t max_buffered_bytes = 32u << 20; // unanswered input over all API clients
   int api_idle_ms = 120000;              // an API client silent this long is closed
   int http_deadline_ms = 5000;           // a whole scrape: request read and answer sent
 };

@@ -63,11 +63,13 @@ result<void> write_file_atomic(const std::string& path, const std::string& conte
   ::close(fd);
   // Keep the file being replaced as PATH.prev (a hard link: PATH itself never
   // disappears, whenever a crash happens).
+  // Replaced only when PATH exists, so a fallback start (PATH refused and
+  // moved aside) keeps the last good PATH.prev.
   const std::string prev = previous_state_path(path);
-  ::unlink(prev.c_str());
-  if (::link(path.c_str(), prev.c_str()) != 0 && errno != ENOENT) {
-    // Best effort: the new file is still written durably.
-  }
+  const std::string prev_tmp = prev + ".tmp";
+  ::unlink(prev_tmp.c_str());
+  if (::link(path.c_str(), prev_tmp.c_str()) == 0 && ::rename(prev_tmp.c_str(), prev.c_str()) != 0)
+    ::unlink(prev_tmp.c_str()); // best effort: the new file is still written durably
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     auto e = sys_error("cannot rename to", path);
     ::unlink(tmp.c_str());
