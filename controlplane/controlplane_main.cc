@@ -15,6 +15,7 @@
 #include "config_encode.h"
 #include "config_load.h"
 #include "health_daemon.h"
+#include "input_limits.h"
 #include "instance_lock.h"
 #include "metrics.h"
 #include "metrics_ports.h"
@@ -38,6 +39,7 @@ struct options {
   std::string config, instance, shm_path, socket, state_file, metrics = "127.0.0.1:9700";
   uint32_t ack_timeout_ms = 2000;
   bool validate = false;
+  bool allow_empty = false;
   std::vector<std::string> steer_nat_pool, steer_own;
   steer_hook_options steer;
 };
@@ -64,6 +66,9 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "ack-timeout-ms", po::value(&o.ack_timeout_ms)->value_name("MS"),
       "how long a change waits for every worker to acknowledge (default 2000)")(
       "validate", po::bool_switch(&o.validate), "only check the config file and exit")(
+      "allow-empty", po::bool_switch(&o.allow_empty),
+      "start even when the state file (or its absence) would publish zero services over a "
+      "non-empty config or table")(
       "steer-iface", po::value(&o.steer.iface)->value_name("IF"),
       "after every publication, fill the maps of vip_steer attached to IF")(
       "steer-nat-pool", po::value(&o.steer_nat_pool)->value_name("IP")->composing(),
@@ -110,6 +115,95 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
   return o;
 }
 
+// Services in the published table (0 when nothing was published yet).
+uint32_t published_services(const shm_region& region) {
+  const table_view v = current_view(region);
+  if (!v.hdr)
+    return 0;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < v.hdr->service_limit; ++i)
+    n += (v.services[i].flags & sluice::abi::service_in_use) ? 1 : 0;
+  return n;
+}
+
+// What to load at start: the state file of the previous run when it is sound,
+// else the last good one (PATH.prev), else --config, loudly. Never silently
+// zero services: a state file with none over a non-empty --config needs
+// --allow-empty.
+result<cp_config> choose_start_config(const options& o, const std::string& state_file,
+                                      cp_config cfg, const sluice::abi::capacities& caps) {
+  std::error_code ec;
+  if (!std::filesystem::exists(state_file, ec))
+    return cfg;
+  const std::string inst = cfg.instance;
+  auto s = load_state_file(state_file, caps);
+  std::string source = state_file;
+  if (!s) {
+    log(fmt::format("WARNING: state file refused: {}", s.error_message()));
+    const std::string refused = state_file + ".refused";
+    if (::rename(state_file.c_str(), refused.c_str()) == 0)
+      log(fmt::format("WARNING: kept the refused file as {} for inspection", refused));
+    const std::string prev = previous_state_path(state_file);
+    if (std::filesystem::exists(prev, ec)) {
+      s = load_state_file(prev, caps);
+      source = prev;
+      if (!s)
+        log(fmt::format("WARNING: previous state file refused too: {}", s.error_message()));
+    }
+  }
+  if (!s) {
+    if (o.config.empty() && !o.allow_empty)
+      return make_error("no usable state file and no --config to fall back to: refusing to "
+                        "start with zero services (give --config, or --allow-empty)");
+    log(fmt::format("WARNING: falling back to {}: changes made through the API since it was "
+                    "last applied are LOST; check the config before going on",
+                    o.config.empty() ? "an empty config (--allow-empty)" : o.config));
+    return cfg;
+  }
+  if (s->services.empty() && !cfg.services.empty() && !o.allow_empty)
+    return make_error(fmt::format("state file {} holds no services but {} holds {}: refusing to "
+                                  "start with zero services (remove the state file to use the "
+                                  "config, or pass --allow-empty)",
+                                  source, o.config, cfg.services.size()));
+  log(fmt::format("state file {} found: it holds the live config of the previous run and wins "
+                  "over {}",
+                  source, o.config.empty() ? "the (absent) --config" : o.config));
+  cfg = std::move(s.value());
+  cfg.instance = inst;
+  return cfg;
+}
+
+// SIGHUP: the config file again, with `sluicectl apply` semantics (validated
+// whole, published all-or-nothing, persisted), logged either way.
+void reload_config(const options& o, cp_state& state, const sluice::abi::capacities& caps) {
+  if (o.config.empty()) {
+    log("SIGHUP: no --config to reload; nothing changed");
+    return;
+  }
+  auto c = load_config_file(o.config, caps);
+  if (!c) {
+    log(fmt::format("SIGHUP: {} is invalid, nothing changed:\n{}", o.config, c.error_message()));
+    return;
+  }
+  if (c->instance.empty() || !o.instance.empty())
+    c->instance = state.desired().instance;
+  if (c->instance != state.desired().instance) {
+    log(fmt::format("SIGHUP: {} names instance '{}', this is '{}'; nothing changed", o.config,
+                    c->instance, state.desired().instance));
+    return;
+  }
+  auto r = state.apply(std::move(c.value()));
+  if (!r) {
+    log(fmt::format("SIGHUP: reload of {} failed, nothing changed: {}", o.config,
+                    r.error_message()));
+    return;
+  }
+  log(fmt::format("SIGHUP: reloaded {}: generation {}, {} change(s){}", o.config, r->generation,
+                  r->diff.size(), r->warning.empty() ? "" : "; warning: " + r->warning));
+  for (const auto& d : r->diff)
+    log("  " + d);
+}
+
 int run(const options& o) {
   const auto caps = sluice::abi::default_capacities;
   cp_config cfg;
@@ -142,26 +236,23 @@ int run(const options& o) {
     return 1;
   }
   std::error_code ec;
-  if (std::filesystem::exists(state_file, ec)) {
-    auto s = load_config_file(state_file, caps);
-    if (!s) {
-      std::fprintf(stderr, "%s\n", s.error_message().c_str());
-      log(fmt::format("state file {} is invalid; fix or remove it", state_file));
-      return 1;
-    }
-    log(fmt::format("state file {} found: it holds the live config of the previous run and wins "
-                    "over {}",
-                    state_file, o.config.empty() ? "the (absent) --config" : o.config));
-    const std::string inst = cfg.instance;
-    cfg = std::move(s.value());
-    cfg.instance = inst;
-  } else {
-    std::filesystem::create_directories(std::filesystem::path(state_file).parent_path(), ec);
+  auto chosen = choose_start_config(o, state_file, cfg, caps);
+  if (!chosen) {
+    log(chosen.error_message());
+    return 1;
   }
-
+  cfg = std::move(chosen.value());
+  if (!std::filesystem::exists(state_file, ec))
+    std::filesystem::create_directories(std::filesystem::path(state_file).parent_path(), ec);
   auto region = shm_region::create_or_attach(shm_path, caps);
   if (!region) {
     log(fmt::format("{}: {}", shm_path, region.error_message()));
+    return 1;
+  }
+  if (cfg.services.empty() && !o.allow_empty && published_services(region.value()) > 0) {
+    log(fmt::format("refusing to start: {} publishes {} services and the config to load has "
+                    "none; this would empty the load balancer (use --allow-empty if intended)",
+                    shm_path, published_services(region.value())));
     return 1;
   }
   publisher pub(region.value());
@@ -170,11 +261,12 @@ int run(const options& o) {
   pub.heartbeat();
 
   publish_stats publishes;
-  cp_state state(caps,
-                 with_steer_update(
-                     make_shm_publish(pub, std::chrono::milliseconds(o.ack_timeout_ms), publishes),
-                     o.steer, log),
-                 [&](const cp_config& c) { return write_file_atomic(state_file, to_yaml(c)); });
+  cp_state state(
+      caps,
+      with_steer_update(
+          make_shm_publish(pub, std::chrono::milliseconds(o.ack_timeout_ms), publishes), o.steer,
+          log),
+      [&](const cp_config& c) { return write_file_atomic(state_file, seal_state(to_yaml(c))); });
   state.set_generation(pub.generation());
   auto first = state.load(cfg);
   if (!first) {
@@ -225,12 +317,19 @@ int run(const options& o) {
            render_port_metrics(ports ? &ports.value() : nullptr,
                                ctx.steer_counters ? &steer : nullptr);
   };
+  hooks.log = log;
+  hooks.reload = [&] { reload_config(o, state, caps); };
   hooks.tick = [&] {
     pub.heartbeat();
     health.tick(&region.value(), &pub.builder());
   };
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
-  auto served = serve({socket, o.metrics, 50}, hooks); // 50 ms ticks: health changes publish fast
+  server_options so;
+  so.socket_path = socket;
+  so.metrics_addr = o.metrics;
+  so.tick_ms = 50; // health changes publish fast
+  so.max_request_bytes = input_limits::max_request_bytes;
+  auto served = serve(so, hooks);
   if (!served) {
     log(served.error_message());
     return 1;
