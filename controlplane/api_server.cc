@@ -186,6 +186,12 @@ result<void> serve(const server_options& opts, const server_hooks& hooks) {
           pending.erase(0, nl + 1);
           if (line.find_first_not_of(" \t\r") == std::string::npos)
             continue;
+          if (hooks.request_peer) {
+            ucred cred{};
+            socklen_t len = sizeof cred;
+            const bool got = ::getsockopt(p.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+            hooks.request_peer(got ? int(cred.uid) : -1, got ? int(cred.pid) : -1);
+          }
           if (!send_all(p.fd, hooks.handle_line(line) + "\n"))
             close_it = true;
         }

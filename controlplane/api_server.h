@@ -22,6 +22,9 @@ struct server_hooks {
   std::function<std::string(const std::string&)> handle_line; // request line -> answer
   std::function<std::string()> metrics;                       // /metrics body
   std::function<void()> tick; // at least every tick_ms (and after each request)
+  // Optional: called before each request with the client's SO_PEERCRED (for
+  // the audit log).
+  std::function<void(int uid, int pid)> request_peer;
 };
 
 // Serves until SIGTERM or SIGINT. Errors: a listener could not be set up.

@@ -16,6 +16,7 @@
 #include "config_load.h"
 #include "health_daemon.h"
 #include "instance_lock.h"
+#include "log.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "shm_atomic.h"
@@ -25,6 +26,7 @@
 #include "state_file.h"
 #include "stats_reader.h"
 #include "steer_hook.h"
+#include "version.h"
 
 namespace po = boost::program_options;
 using namespace sluice;
@@ -34,14 +36,20 @@ namespace {
 
 struct options {
   std::string config, instance, shm_path, socket, state_file, metrics = "127.0.0.1:9700";
+  std::string log_format = "text";
   uint32_t ack_timeout_ms = 2000;
   bool validate = false;
   std::vector<std::string> steer_nat_pool, steer_own;
   steer_hook_options steer;
 };
 
+// Every message of this file and of the health checks goes through log.h;
+// a "warning: " prefix sets the level.
 void log(const std::string& msg) {
-  std::fprintf(stderr, "sluice-controlplane: %s\n", msg.c_str());
+  if (msg.rfind("warning: ", 0) == 0)
+    log_warning(msg.substr(9));
+  else
+    log_info(msg);
 }
 
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
@@ -62,6 +70,9 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "ack-timeout-ms", po::value(&o.ack_timeout_ms)->value_name("MS"),
       "how long a change waits for every worker to acknowledge (default 2000)")(
       "validate", po::bool_switch(&o.validate), "only check the config file and exit")(
+      "log-format", po::value(&o.log_format)->value_name("text|json"),
+      "stderr log lines: text (timestamp level message; syslog prefix under systemd) or "
+      "json (one object per line)")("version", "print the version and exit")(
       "steer-iface", po::value(&o.steer.iface)->value_name("IF"),
       "after every publication, fill the maps of vip_steer attached to IF")(
       "steer-nat-pool", po::value(&o.steer_nat_pool)->value_name("IP")->composing(),
@@ -72,6 +83,11 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
     po::notify(vm);
+    if (vm.count("version")) {
+      std::printf("sluice-controlplane %s\n", SLUICE_VERSION);
+      exit_code = 0;
+      return std::nullopt;
+    }
     if (vm.count("help")) {
       std::ostringstream s;
       s << d;
@@ -80,28 +96,35 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       return std::nullopt;
     }
   } catch (const po::error& e) {
-    log(std::string(e.what()) + " (see --help)");
+    log_error(std::string(e.what()) + " (see --help)");
     exit_code = 2;
     return std::nullopt;
   }
+  log_format lf;
+  if (!parse_log_format(o.log_format, lf)) {
+    log_error(fmt::format("--log-format: expected text or json, got '{}'", o.log_format));
+    exit_code = 2;
+    return std::nullopt;
+  }
+  log_init("sluice-controlplane", lf);
   for (auto [texts, out] :
        {std::pair{&o.steer_nat_pool, &o.steer.nat_pool}, std::pair{&o.steer_own, &o.steer.own}})
     for (const auto& t : *texts) {
       auto ip = parse_ip(t);
       if (!ip) {
-        log(fmt::format("--steer-nat-pool/--steer-own: '{}' is not an IP address", t));
+        log_error(fmt::format("--steer-nat-pool/--steer-own: '{}' is not an IP address", t));
         exit_code = 2;
         return std::nullopt;
       }
       out->push_back(*ip);
     }
   if (!o.steer.iface.empty() && !steer_hook_available()) {
-    log("--steer-iface: this build has no libbpf (bpf/ was not built)");
+    log_error("--steer-iface: this build has no libbpf (bpf/ was not built)");
     exit_code = 2;
     return std::nullopt;
   }
   if (o.config.empty() && (o.validate || (o.instance.empty() && o.shm_path.empty()))) {
-    log("--config FILE is required (or --instance NAME to start empty)");
+    log_error("--config FILE is required (or --instance NAME to start empty)");
     exit_code = 2;
     return std::nullopt;
   }
@@ -115,7 +138,7 @@ int run(const options& o) {
     auto c = load_config_file(o.config, caps);
     if (!c) {
       std::fprintf(stderr, "%s\n", c.error_message().c_str());
-      log(fmt::format("{}: invalid, nothing changed", o.config));
+      log_error(fmt::format("{}: invalid, nothing changed", o.config));
       return 1;
     }
     cfg = std::move(c.value());
@@ -136,7 +159,7 @@ int run(const options& o) {
 
   auto lock = instance_lock::acquire(shm_path + ".lock");
   if (!lock) {
-    log(fmt::format("instance '{}': {}", cfg.instance, lock.error_message()));
+    log_error(fmt::format("instance '{}': {}", cfg.instance, lock.error_message()));
     return 1;
   }
   std::error_code ec;
@@ -144,7 +167,7 @@ int run(const options& o) {
     auto s = load_config_file(state_file, caps);
     if (!s) {
       std::fprintf(stderr, "%s\n", s.error_message().c_str());
-      log(fmt::format("state file {} is invalid; fix or remove it", state_file));
+      log_error(fmt::format("state file {} is invalid; fix or remove it", state_file));
       return 1;
     }
     log(fmt::format("state file {} found: it holds the live config of the previous run and wins "
@@ -159,7 +182,7 @@ int run(const options& o) {
 
   auto region = shm_region::create_or_attach(shm_path, caps);
   if (!region) {
-    log(fmt::format("{}: {}", shm_path, region.error_message()));
+    log_error(fmt::format("{}: {}", shm_path, region.error_message()));
     return 1;
   }
   publisher pub(region.value());
@@ -176,7 +199,7 @@ int run(const options& o) {
   state.set_generation(pub.generation());
   auto first = state.load(cfg);
   if (!first) {
-    log(first.error_message());
+    log_error(first.error_message());
     return 1;
   }
   if (!first->warning.empty())
@@ -194,7 +217,7 @@ int run(const options& o) {
   ctx.state_file = state_file;
   health_daemon health(state, [](const std::string& m) { log(m); });
   if (auto h = health.start(); !h) {
-    log("health checks: " + h.error_message());
+    log_error("health checks: " + h.error_message());
     return 1;
   }
   ctx.annotate_backends = [&](const std::string& s, nlohmann::json& b) { health.annotate(s, b); };
@@ -202,10 +225,13 @@ int run(const options& o) {
 
   server_hooks hooks;
   hooks.handle_line = [&](const std::string& line) { return api.handle_line(line); };
+  hooks.request_peer = [&](int uid, int pid) { api.set_peer(uid, pid); };
   hooks.metrics = [&] {
     auto snap = read_counters(region.value(), pub.builder(), state.desired());
+    const auto effective = state.effective(state.desired());
     metrics_input in;
     in.config = &state.desired();
+    in.effective = &effective;
     in.counters = &snap;
     in.generation = pub.generation();
     in.publishes = &publishes;
@@ -224,7 +250,7 @@ int run(const options& o) {
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
   auto served = serve({socket, o.metrics, 50}, hooks); // 50 ms ticks: health changes publish fast
   if (!served) {
-    log(served.error_message());
+    log_error(served.error_message());
     return 1;
   }
   log("stopping; the dataplane keeps forwarding with the published tables");

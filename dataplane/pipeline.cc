@@ -829,21 +829,25 @@ void pipeline::set_live(bool live) {
     store_release(a->live, 0u);
   }
 }
+// Lists matching flows of one table from position `pos`; returns where to
+// resume (the table's positions() when done).
 template <typename Key>
-static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
-                       std::vector<flow_row>& out, size_t max, int32_t service,
-                       uint32_t reader_id) {
+static uint32_t list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
+                           std::vector<flow_row>& out, size_t max, const flow_filter& f,
+                           uint32_t pos, uint32_t reader_id) {
   rte_rcu_qsbr* q = ft.qsbr();
   rte_rcu_qsbr_thread_register(q, reader_id);
   rte_rcu_qsbr_thread_online(q, reader_id);
   uint32_t now_ms = uint32_t((rte_rdtsc() - pl.start_tsc_) / pl.tsc_per_ms_);
-  for (uint32_t pos = 0; pos < ft.positions() && out.size() < max; ++pos) {
+  for (; pos < ft.positions() && out.size() < max; ++pos) {
     const flow_entry& e = ft.entry(int32_t(pos));
     if (!load_relaxed(e.live) || e.kind != flow_kind::forward)
       continue;
     flow_entry copy = e;
     const Key k = ft.key_at(int32_t(pos));
-    if (!load_relaxed(e.live) || (service >= 0 && copy.service != uint16_t(service)))
+    if (!load_relaxed(e.live) || (f.service >= 0 && copy.service != uint16_t(f.service)) ||
+        (f.backend >= 0 && copy.backend != uint32_t(f.backend)) ||
+        (f.state >= 0 && uint8_t(copy.state) != uint8_t(f.state)))
       continue;
     flow_row r;
     if constexpr (sizeof(Key) == sizeof(flow_key6)) {
@@ -853,6 +857,8 @@ static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
       r.client = ip_addr::from_v4_be(k.src);
       r.vip = ip_addr::from_v4_be(k.dst);
     }
+    if (f.client && !prefix_contains(*f.client, r.client))
+      continue;
     r.client_port = rte_be_to_cpu_16(k.sport);
     r.vip_port = rte_be_to_cpu_16(k.dport);
     r.proto = k.proto;
@@ -867,12 +873,25 @@ static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
   }
   rte_rcu_qsbr_quiescent(q, reader_id);
   rte_rcu_qsbr_thread_offline(q, reader_id);
+  return pos;
 }
 
-void pipeline::list_flows(std::vector<flow_row>& out, size_t max, int32_t service,
-                          uint32_t reader_id) const {
-  list_table(impl_->ft4_, *impl_, out, max, service, reader_id);
-  list_table(impl_->ft6_, *impl_, out, max, service, reader_id);
+uint64_t pipeline::list_flows(std::vector<flow_row>& out, size_t max, const flow_filter& filter,
+                              uint64_t cursor, uint32_t reader_id) const {
+  const uint64_t n4 = impl_->ft4_.positions();
+  const uint64_t n6 = impl_->ft6_.positions();
+  if (cursor < n4) {
+    cursor = list_table(impl_->ft4_, *impl_, out, max, filter, uint32_t(cursor), reader_id);
+    if (cursor < n4)
+      return cursor;
+  }
+  if (cursor - n4 < n6) {
+    cursor =
+        n4 + list_table(impl_->ft6_, *impl_, out, max, filter, uint32_t(cursor - n4), reader_id);
+    if (cursor - n4 < n6)
+      return cursor;
+  }
+  return flow_cursor_end;
 }
 
 uint64_t pipeline::flows_active() const {
