@@ -98,6 +98,22 @@ def cli_checks(binaries, ctl):
         missing = [w for w in want if w not in r.stdout]
         check(r.returncode == 0 and not missing,
               f"sluicectl {' '.join(words)} --help lists {want} (missing {missing})")
+    # Bash completion offers every option that `COMMAND --help` lists.
+    completion = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                              "sluicectl-completion.bash")
+    for words in (["service", "add"], ["backend", "add"], ["backend", "drain"], ["list"],
+                  ["conns"], ["top"], ["apply"], ["restore"]):
+        opts = set(re.findall(r"^\s+(?:-\w, )?(--[a-z0-9-]+)", run([ctl, *words, "--help"]).stdout,
+                              re.M))
+        line = ["sluicectl", *words, "--"]
+        script = (f"source {completion}; COMP_WORDS=({' '.join(line)}); "
+                  f"COMP_CWORD={len(line) - 1}; _sluicectl; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+        got = set(run(["bash", "-c", script]).stdout.split())
+        check(opts and opts <= got,
+              f"bash completion of sluicectl {' '.join(words)} offers {sorted(opts - got) or 'all'}")
+    script = (f"source {completion}; COMP_WORDS=(sluicectl backend dr); COMP_CWORD=2; "
+              "_sluicectl; echo ${COMPREPLY[@]}")
+    check(run(["bash", "-c", script]).stdout.split() == ["drain"], "bash completes subcommands")
     r = run([ctl, "service"])
     check(r.returncode == 2 and all(f"service {w}" in r.stdout for w in
                                     ("add", "del", "set", "list")),
