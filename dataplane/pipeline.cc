@@ -178,18 +178,23 @@ void pipeline::set_live(bool live) {
     store_release(a->live, 0u);
   }
 }
+// Lists matching flows of one table from position `pos`; returns where to
+// resume (the table's positions() when done).
 template <typename Key>
-static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
-                       std::vector<flow_row>& out, size_t max, int32_t service) {
+static uint32_t list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
+                           std::vector<flow_row>& out, size_t max, const flow_filter& f,
+                           uint32_t pos) {
   uint32_t now_ms = uint32_t((rte_rdtsc() - pl.start_tsc_) / pl.tsc_per_ms_);
   flow_record<Key> rec;
-  for (uint32_t pos = 0; pos < ft.positions() && out.size() < max; ++pos) {
+  for (; pos < ft.positions() && out.size() < max; ++pos) {
     uint32_t deadline;
     if (!ft.read_consistent(int32_t(pos), rec, deadline))
       continue;
     const flow_entry& e = rec.e;
     const Key& k = rec.key;
-    if (e.kind != flow_kind::forward || (service >= 0 && e.service != uint16_t(service)))
+    if (e.kind != flow_kind::forward || (f.service >= 0 && e.service != uint16_t(f.service)) ||
+        (f.backend >= 0 && e.backend != uint32_t(f.backend)) ||
+        (f.state >= 0 && uint8_t(e.state) != uint8_t(f.state)))
       continue;
     flow_row r;
     if constexpr (sizeof(Key) == sizeof(flow_key6)) {
@@ -199,6 +204,8 @@ static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
       r.client = ip_addr::from_v4_be(k.src);
       r.vip = ip_addr::from_v4_be(k.dst);
     }
+    if (f.client && !prefix_contains(*f.client, r.client))
+      continue;
     r.client_port = rte_be_to_cpu_16(k.sport);
     r.vip_port = rte_be_to_cpu_16(k.dport);
     r.proto = k.proto;
@@ -213,13 +220,25 @@ static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
     r.idle_ms = idle > 0 ? uint32_t(idle) : 0;
     out.push_back(r);
   }
+  return pos;
 }
 
-void pipeline::list_flows(std::vector<flow_row>& out, size_t max, int32_t service,
-                          uint32_t reader_id) const {
+uint64_t pipeline::list_flows(std::vector<flow_row>& out, size_t max, const flow_filter& filter,
+                              uint64_t cursor, uint32_t reader_id) const {
   (void)reader_id; // the seqlock protocol needs no reader registration
-  list_table(impl_->ft4_, *impl_, out, max, service);
-  list_table(impl_->ft6_, *impl_, out, max, service);
+  const uint64_t n4 = impl_->ft4_.positions();
+  const uint64_t n6 = impl_->ft6_.positions();
+  if (cursor < n4) {
+    cursor = list_table(impl_->ft4_, *impl_, out, max, filter, uint32_t(cursor));
+    if (cursor < n4)
+      return cursor;
+  }
+  if (cursor - n4 < n6) {
+    cursor = n4 + list_table(impl_->ft6_, *impl_, out, max, filter, uint32_t(cursor - n4));
+    if (cursor - n4 < n6)
+      return cursor;
+  }
+  return flow_cursor_end;
 }
 
 uint64_t pipeline::flows_active() const {
