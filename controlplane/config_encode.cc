@@ -70,6 +70,7 @@ std::string to_yaml(const cp_config& c) {
                      s.cfg.gue_port, s.cfg.reset_on_down ? "reset" : "keep", t.syn_s,
                      t.established_s, t.fin_s, t.udp_s);
     o += fmt::format("    health: {}\n", health_yaml(s.health));
+    o += fmt::format("    announce: {}\n    quorum: {}\n", announce_name(s.announce), s.quorum);
     o += s.cfg.backends.empty() ? "    backends: []\n" : "    backends:\n";
     for (const auto& b : s.cfg.backends) {
       auto h = s.backend_health.find(format_endpoint(b.addr, b.port ? b.port : s.cfg.port));
@@ -111,6 +112,8 @@ nlohmann::json to_json(const named_service& s) {
       {"gue_port", s.cfg.gue_port},
       {"on_backend_down", s.cfg.reset_on_down ? "reset" : "keep"},
       {"health", to_json(s.health)},
+      {"announce", std::string(announce_name(s.announce))},
+      {"quorum", s.quorum},
       {"timeouts",
        {{"syn", t.syn_s}, {"established", t.established_s}, {"fin", t.fin_s}, {"udp", t.udp_s}}},
       {"backends", backends}};

@@ -14,6 +14,7 @@
 #include "api_server.h"
 #include "config_encode.h"
 #include "config_load.h"
+#include "ha_daemon.h"
 #include "health_daemon.h"
 #include "instance_lock.h"
 #include "metrics.h"
@@ -38,6 +39,7 @@ struct options {
   bool validate = false;
   std::vector<std::string> steer_nat_pool, steer_own;
   steer_hook_options steer;
+  ha_options ha;
 };
 
 void log(const std::string& msg) {
@@ -68,6 +70,7 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "the dataplane's NAT-pool addresses for vip_steer (default: keep the map's)")(
       "steer-own", po::value(&o.steer_own)->value_name("IP")->composing(),
       "the dataplane's own addresses for vip_steer (default: keep the map's)");
+  add_ha_options(d, o.ha);
   try {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
@@ -95,6 +98,11 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       }
       out->push_back(*ip);
     }
+  if (auto h = finish_ha_options(o.ha); !h) {
+    log(h.error_message());
+    exit_code = 2;
+    return std::nullopt;
+  }
   if (!o.steer.iface.empty() && !steer_hook_available()) {
     log("--steer-iface: this build has no libbpf (bpf/ was not built)");
     exit_code = 2;
@@ -198,6 +206,15 @@ int run(const options& o) {
     return 1;
   }
   ctx.annotate_backends = [&](const std::string& s, nlohmann::json& b) { health.annotate(s, b); };
+  // Announces the NAT pool given for vip_steer too (docs/high-availability.md).
+  ha_daemon ha(o.ha, cfg.instance, o.steer.nat_pool, [](const std::string& m) { log(m); });
+  if (auto h = ha.start(); !h) {
+    log(h.error_message());
+    return 1;
+  }
+  ctx.extra_commands = [&](const std::string& cmd, const nlohmann::json& req) {
+    return ha.handle(cmd, req, state, region.value(), pub);
+  };
   api_handler api(ctx);
 
   server_hooks hooks;
@@ -215,14 +232,16 @@ int run(const options& o) {
     in.lagging_workers = uint32_t(pub.lagging_workers(pub.generation()).size());
     in.uptime_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-    return render_metrics(in) + health.metrics();
+    return render_metrics(in) + health.metrics() + ha.metrics();
   };
   hooks.tick = [&] {
     pub.heartbeat();
     health.tick(&region.value(), &pub.builder());
+    ha.tick(state, region.value(), pub);
   };
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
   auto served = serve({socket, o.metrics, 50}, hooks); // 50 ms ticks: health changes publish fast
+  ha.shutdown();                                       // withdraw first, stop second
   if (!served) {
     log(served.error_message());
     return 1;

@@ -31,7 +31,11 @@ po::options_description service_options() {
       "timeout-fin", po::value<int64_t>()->value_name("S"), "FIN idle timeout, s (default 120)")(
       "timeout-udp", po::value<int64_t>()->value_name("S"), "UDP idle timeout, s (default 300)")(
       "health", po::value<std::string>()->value_name("JSON"),
-      "health check as a JSON object, fields as in the config file's `health`");
+      "health check as a JSON object, fields as in the config file's `health`")(
+      "announce", po::value<std::string>()->value_name("quorum|always|never"),
+      "BGP announcement of the VIP (default quorum)")(
+      "quorum", po::value<int64_t>()->value_name("N"),
+      "healthy backends needed to announce (default 1)");
   return d;
 }
 
@@ -89,7 +93,7 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
   if (!vm)
     return vm.err();
   json f = json::object();
-  for (const char* k : {"vip", "proto", "mode", "scheduler"})
+  for (const char* k : {"vip", "proto", "mode", "scheduler", "announce"})
     if (vm->count(k))
       f[k] = (*vm)[k].as<std::string>();
   if (vm->count("on-backend-down"))
@@ -109,6 +113,8 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
       key[2] = '_';
       f[key] = (*vm)[k].as<int64_t>();
     }
+  if (vm->count("quorum"))
+    f["quorum"] = (*vm)["quorum"].as<int64_t>();
   if (vm->count("gue-port"))
     f["gue_port"] = (*vm)["gue-port"].as<int64_t>();
   for (const char* k : {"syn", "established", "fin", "udp"})
@@ -144,7 +150,7 @@ std::string save_text(const json& c) {
     const auto& t = s.at("timeouts");
     o += fmt::format("service add {} --vip {} --port {} --proto {} --mode {} --scheduler {} "
                      "--hash-src {} --sh-prefix4 {} --sh-prefix6 {} --sh-timeout {} --gue-port {} "
-                     "--on-backend-down {} "
+                     "--on-backend-down {} --announce {} --quorum {} "
                      "--timeout-syn {} --timeout-established {} --timeout-fin {} "
                      "--timeout-udp {}\n",
                      s.at("name").get<std::string>(), s.at("vip").get<std::string>(),
@@ -153,6 +159,7 @@ std::string save_text(const json& c) {
                      s.at("hash_src").get<bool>() ? "true" : "false", s.at("sh_prefix4").get<int>(),
                      s.at("sh_prefix6").get<int>(), s.at("sh_timeout").get<uint64_t>(),
                      s.at("gue_port").get<int>(), s.value("on_backend_down", std::string("keep")),
+                     s.value("announce", std::string("quorum")), s.value("quorum", uint64_t(1)),
                      t.at("syn").get<uint64_t>(), t.at("established").get<uint64_t>(),
                      t.at("fin").get<uint64_t>(), t.at("udp").get<uint64_t>());
     if (s.contains("health") && s["health"].value("check", std::string("none")) != "none") {

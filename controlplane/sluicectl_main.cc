@@ -19,6 +19,7 @@
 #include "ctl_args.h"
 #include "ctl_client.h"
 #include "ctl_drain.h"
+#include "ctl_peers.h"
 #include "ctl_view.h"
 
 namespace po = boost::program_options;
@@ -325,6 +326,12 @@ int cmd_restore(context& c) {
   return change(c, req);
 }
 
+// A command without arguments: one request, its answer rendered.
+int simple(context& c, const char* cmd, std::string (*render)(const json&)) {
+  parse_cmd(c.args, po::options_description(), 0, fmt::format("sluicectl {} [--json]", cmd));
+  return read_answer(c, {{"cmd", cmd}}, render);
+}
+
 int cmd_status(context& c) {
   parse_cmd(c.args, po::options_description(), 0, "sluicectl status [--json]");
   return read_answer(c, {{"cmd", "status"}}, render_status);
@@ -459,6 +466,14 @@ const std::vector<command>& commands() {
       {"list", "[--stats|--rate]: ipvsadm -Ln style table", cmd_list},
       {"top", "[--iterations N]: live view, refreshed every second", cmd_top},
       {"conns", "[SERVICE] [--limit N]: tracked flows, read from the running dataplane", cmd_conns},
+      {"instance drain", "withdraw every BGP route of this instance (flows continue)",
+       [](context& c) { return simple(c, "instance.drain", render_drain); }},
+      {"instance undrain", "announce again where services qualify",
+       [](context& c) { return simple(c, "instance.undrain", render_drain); }},
+      {"bgp", "announced and withdrawn prefixes, and why",
+       [](context& c) { return simple(c, "bgp", render_bgp); }},
+      {"peers", "peer instances: state, lost messages, table digests equal or not",
+       [](context& c) { return simple(c, "peers", render_peers); }},
   };
   return list;
 }

@@ -23,6 +23,8 @@ services:
     mode: nat
     scheduler: wlc
     on_backend_down: reset
+    announce: always
+    quorum: 2
     health: {check: http, path: /healthz, host: www.example.org, interval_ms: 500,
              fall: 3, status_min: 200, status_max: 299, body_contains: "all good"}
     backends:
