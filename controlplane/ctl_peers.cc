@@ -63,7 +63,8 @@ std::string render_peers(const json& a) {
                      a.value("listen", ""), a.value("serving", false) ? "yes" : "no",
                      a.value("sent", 0));
   o += fmt::format("{:<24} {:<18}\n", "SERVICE", "TABLE DIGEST");
-  for (const auto& [name, d] : a.value("digests", json::object()).items())
+  const json digests = a.value("digests", json::object());
+  for (const auto& [name, d] : digests.items())
     o += fmt::format("{:<24} {:<18}\n", name, d.get<std::string>());
   if (!a.value("enabled", false))
     return o;

@@ -24,6 +24,9 @@
 #   scripts/testbed-ecmp.sh kill N          kill -9 instance N (dataplane, control plane, BIRD)
 #   scripts/testbed-ecmp.sh start N         (re)start instance N
 #   scripts/testbed-ecmp.sh stop N          graceful: control plane (withdraws) first, then the rest
+#   scripts/testbed-ecmp.sh cut N           instance N's link down (a host failure: no FIN,
+#                                           no BGP notification; only BFD tells the router)
+#   scripts/testbed-ecmp.sh uncut N         its link up again
 #   scripts/testbed-ecmp.sh route           the router's kernel route to the VIP
 #
 # Environment: SLUICE_TB_PREFIX (namespace prefix, default "se"), SLUICE_TB_LBS
@@ -182,8 +185,11 @@ start_instance() { # N
     neigh+=(--neigh "$(be_addr "$i")=$(be_mac "$i")")
   done
   ulimit -l unlimited 2>/dev/null || true
+  # A dataplane killed with -9 leaves its XDP program attached: detach it.
+  in_ns "$ns" ip link set lb0 xdp off 2>/dev/null || true
+  in_ns "$ns" ip link set lb0 xdpgeneric off 2>/dev/null || true
   start_daemon "dataplane$n" "$ns" "$dp" -l 0,1 --no-pci --file-prefix "$prefix-lb$n" --no-huge \
-    -m 256 --no-shconf --log-level '*:warning' \
+    -m 512 --no-shconf --log-level '*:warning' \
     --vdev "net_af_xdp0,iface=lb0,start_queue=0,queue_count=1,xdp_prog=$steer_obj" -- \
     --port 0 --shm-path "$shm" --instance "$prefix-lb$n" --addr "$(lb_own "$n")/24" \
     --nat-pool "$(lb_pool "$n")" --gateway 198.51.100.1 "${neigh[@]}" --flow-table-size 65536
@@ -347,17 +353,19 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 route) cmd_route ;;
-kill | start | stop)
+kill | start | stop | cut | uncut)
   [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: $0 $1 N"
   [[ -d $state ]] || die "the test bed is down"
   case $1 in
   kill) stop_instance "$2" KILL ;;
   stop) stop_instance "$2" TERM ;;
   start) start_instance "$2" ;;
+  cut) in_ns "$(lb_ns "$2")" ip link set lb0 down ;;
+  uncut) in_ns "$(lb_ns "$2")" ip link set lb0 up ;;
   esac
   ;;
 *)
-  echo "usage: $0 up | down | status | route | kill N | start N | stop N" >&2
+  echo "usage: $0 up | down | status | route | kill N | start N | stop N | cut N | uncut N" >&2
   exit 2
   ;;
 esac
