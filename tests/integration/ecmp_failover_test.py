@@ -336,6 +336,7 @@ def main():
         b = ctl_json(1, "bgp")
         check(any(x["prefix"] == f"{VIP}/32" and x["announced"] for x in b.get("routes", [])),
               f"sluicectl bgp: {VIP}/32 announced")
+        print(f"FIGURES: bird_reload_ms={b.get('last_reload_ms')} (lb1's last BIRD configure)")
         t_start = time.time()
         killed, failed_kill = active_active()
         t_kill = time.time()
