@@ -223,14 +223,18 @@ def active_active():
     gone = wait_hops([1, 3], 10)
     check(gone is not None and gone < 2.0,
           f"kill -9 lb2: the router stops using it after {gone} s (BFD 3 x 100 ms)")
-    window = (t0, t0 + (gone or 10) + 1.5)
     time.sleep(1.5)
     t1 = time.time()
     tb("start", 2)
     back = wait_hops([1, 2, 3], 40)
     check(back is not None, f"lb2 restarted: announced again after {time.time() - t1:.1f} s")
+    print(f"events: kill at {t0:.3f}, out of the route at {t0 + (gone or 0):.3f}, restart at "
+          f"{t1:.3f}, back in the route at {time.time():.3f}")
+    # New connections may fail while the route changes, either way.
+    window = (t0, time.time() + 1.5)
     time.sleep(1.5)
     held, probed = t.finish()
+    print(f"failed new connections at: {[round(f['t'], 3) for f in probed['failed']]}")
     failed_new = report("kill -9 and return", held, probed, window)
     return gone, failed_new
 
@@ -298,9 +302,11 @@ def active_passive():
     back = wait_hops([1], 40)
     check(back is not None, "lb1 back: traffic returns to the active instance")
     # New connections may fail while the route moves, either way.
+    print(f"events: active killed at {t0:.3f}, restarted at {t1:.3f}, back at {time.time():.3f}")
     window = (t0, time.time() + 1.5)
     time.sleep(1)
     held, probed = t.finish()
+    print(f"failed new connections at: {[round(f['t'], 3) for f in probed['failed']]}")
     failed_new = report("active-passive switch-over and back", held, probed, window)
     return took, back, failed_new
 
