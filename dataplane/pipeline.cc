@@ -28,11 +28,12 @@ result<void> pipeline_impl::init() {
   if (cfg_.worker_id >= shm_.caps().max_workers)
     return make_error(fmt::format("worker {} exceeds the shared memory's {} worker slots",
                                   cfg_.worker_id, shm_.caps().max_workers));
-  // Several workers always check ownership in software: the owner of a flow is
-  // a function of the client's address and port only (see owner_of), which the
-  // NIC's 5-tuple RSS does not compute.
-  software_steering_ = cfg_.n_workers > 1;
-  if (software_steering_) {
+  // With several workers, which packets need an ownership check depends on
+  // the mode and on whether the ports hash as the model does
+  // (pipeline_steering.cc).
+  multi_worker_ = cfg_.n_workers > 1;
+  hardware_rss_ = multi_worker_ && !cfg_.steering.software;
+  if (multi_worker_) {
     if (cfg_.steering.reta.empty())
       for (uint16_t i = 0; i < 128; ++i)
         cfg_.steering.reta.push_back(i % cfg_.n_workers);
@@ -41,6 +42,7 @@ result<void> pipeline_impl::init() {
     for (uint16_t w : cfg_.steering.reta)
       if (w >= cfg_.n_workers)
         return make_error(fmt::format("pipeline: RETA names worker {} of {}", w, cfg_.n_workers));
+    rss_ = rss_model(cfg_.steering.rss_key, cfg_.steering.reta);
   }
   ack_ = shm_.worker_ack(cfg_.worker_id);
   ctr_ = shm_.counters(cfg_.worker_id);
@@ -52,10 +54,12 @@ result<void> pipeline_impl::init() {
 
   std::string n4 = fmt::format("sluice_flows4_w{}", cfg_.worker_id);
   std::string n6 = fmt::format("sluice_flows6_w{}", cfg_.worker_id);
-  if (auto r = ft4_.init(n4.c_str(), cfg_.flow_capacity, cfg_.socket_id); !r)
+  // A seed per worker and start: a remote sender cannot aim at one bucket.
+  uint64_t seed = mix64(rte_rdtsc() ^ (uint64_t(cfg_.worker_id) << 48));
+  if (auto r = ft4_.init(n4.c_str(), cfg_.flow_capacity, seed); !r)
     return r;
   uint32_t cap6 = cfg_.flow_capacity6 ? cfg_.flow_capacity6 : cfg_.flow_capacity;
-  if (auto r = ft6_.init(n6.c_str(), cap6, cfg_.socket_id); !r)
+  if (auto r = ft6_.init(n6.c_str(), cap6, mix64(seed)); !r)
     return r;
 
   if (cfg_.nat_port_min == 0 || cfg_.nat_port_min > cfg_.nat_port_max)
@@ -69,8 +73,8 @@ result<void> pipeline_impl::init() {
     // Push in descending order so ports are handed out ascending.
     for (uint32_t port = cfg_.nat_port_max; port >= cfg_.nat_port_min; --port) {
       uint16_t be = rte_cpu_to_be_16(uint16_t(port));
-      if (!software_steering_ || owner_of(a.is_v4() ? a.v4_ptr() : a.bytes.data(),
-                                          a.is_v4() ? 4 : 6, be) == cfg_.worker_id)
+      if (!multi_worker_ || owner_of(a.is_v4() ? a.v4_ptr() : a.bytes.data(), a.is_v4() ? 4 : 6,
+                                     be) == cfg_.worker_id)
         pool.free_ports.push_back(be);
     }
     (a.is_v4() ? pool4_ : pool6_).push_back(std::move(pool));
@@ -86,44 +90,6 @@ result<void> pipeline_impl::init() {
       !r)
     return r;
   return {};
-}
-
-// The owner of a flow is chosen by the client's address and port: the client
-// side of a forward packet (src) and the destination of a reply (dst) carry the
-// same pair in dnat, and in full NAT the local port is picked so that
-// (local address, local port) maps to the owner. Toeplitz with the ports' RSS
-// key, so a NIC hashing only those fields would agree.
-uint16_t pipeline_impl::owner_of(const uint8_t* addr, uint8_t family, uint16_t port_be) const {
-  uint32_t tuple[5];
-  uint32_t words;
-  if (family == 4) {
-    tuple[0] = rte_be_to_cpu_32(ld32(addr));
-    tuple[1] = uint32_t(rte_be_to_cpu_16(port_be)) << 16;
-    words = 2;
-  } else {
-    for (int i = 0; i < 4; ++i)
-      tuple[i] = rte_be_to_cpu_32(ld32(addr + 4 * i));
-    tuple[4] = uint32_t(rte_be_to_cpu_16(port_be)) << 16;
-    words = 5;
-  }
-  uint32_t h = rte_softrss(tuple, words, cfg_.steering.rss_key.data());
-  const auto& reta = cfg_.steering.reta;
-  return reta[h % reta.size()];
-}
-
-int32_t pipeline_impl::owner_for_tuple(const parsed_packet& p, const uint8_t* l3) const {
-  uint8_t dst16[16];
-  const uint8_t* src = l3 + (p.family == 4 ? v4_src : v6_src);
-  const uint8_t* dst = l3 + (p.family == 4 ? v4_dst : v6_dst);
-  if (p.family == 4) {
-    ip_addr a = ip_addr::from_v4_be(ld32(dst));
-    std::memcpy(dst16, a.bytes.data(), 16);
-  } else {
-    std::memcpy(dst16, dst, 16);
-  }
-  if (view_.find_service(dst16, rte_be_to_cpu_16(p.dport), p.proto) >= 0)
-    return owner_of(src, p.family, p.sport);
-  return owner_of(dst, p.family, p.dport);
 }
 
 // ---------------------------------------------------------------------------
@@ -151,6 +117,7 @@ void pipeline_impl::begin_burst(uint64_t now_tsc) {
     if (!seen && vip_addrs_.size() < vip_addrs_.capacity())
       vip_addrs_.push_back(a);
   }
+  note_generation_modes();
   store_release(ack_->acked_generation, g);
   count(worker_counter::generation_changes);
 }
@@ -211,21 +178,23 @@ void pipeline::set_live(bool live) {
     store_release(a->live, 0u);
   }
 }
+// Lists matching flows of one table from position `pos`; returns where to
+// resume (the table's positions() when done).
 template <typename Key>
-static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
-                       std::vector<flow_row>& out, size_t max, int32_t service,
-                       uint32_t reader_id) {
-  rte_rcu_qsbr* q = ft.qsbr();
-  rte_rcu_qsbr_thread_register(q, reader_id);
-  rte_rcu_qsbr_thread_online(q, reader_id);
+static uint32_t list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
+                           std::vector<flow_row>& out, size_t max, const flow_filter& f,
+                           uint32_t pos) {
   uint32_t now_ms = uint32_t((rte_rdtsc() - pl.start_tsc_) / pl.tsc_per_ms_);
-  for (uint32_t pos = 0; pos < ft.positions() && out.size() < max; ++pos) {
-    const flow_entry& e = ft.entry(int32_t(pos));
-    if (!load_relaxed(e.live) || e.kind != flow_kind::forward)
+  flow_record<Key> rec;
+  for (; pos < ft.positions() && out.size() < max; ++pos) {
+    uint32_t deadline;
+    if (!ft.read_consistent(int32_t(pos), rec, deadline))
       continue;
-    flow_entry copy = e;
-    const Key k = ft.key_at(int32_t(pos));
-    if (!load_relaxed(e.live) || (service >= 0 && copy.service != uint16_t(service)))
+    const flow_entry& e = rec.e;
+    const Key& k = rec.key;
+    if (e.kind != flow_kind::forward || (f.service >= 0 && e.service != uint16_t(f.service)) ||
+        (f.backend >= 0 && e.backend != uint32_t(f.backend)) ||
+        (f.state >= 0 && uint8_t(e.state) != uint8_t(f.state)))
       continue;
     flow_row r;
     if constexpr (sizeof(Key) == sizeof(flow_key6)) {
@@ -235,26 +204,41 @@ static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
       r.client = ip_addr::from_v4_be(k.src);
       r.vip = ip_addr::from_v4_be(k.dst);
     }
+    if (f.client && !prefix_contains(*f.client, r.client))
+      continue;
     r.client_port = rte_be_to_cpu_16(k.sport);
     r.vip_port = rte_be_to_cpu_16(k.dport);
     r.proto = k.proto;
-    r.state = uint8_t(copy.state);
-    r.mode = copy.mode;
+    r.state = uint8_t(e.state);
+    r.mode = e.mode;
     r.worker = pl.cfg_.worker_id;
-    r.service = copy.service;
-    r.backend = copy.backend;
-    int32_t idle = int32_t(now_ms - copy.last_seen_ms);
+    r.service = e.service;
+    r.backend = e.backend;
+    // Idle time: how much of the state's timeout has run since the last packet.
+    int32_t left = int32_t(deadline - now_ms);
+    int64_t idle = int64_t(e.timeout_ms) - left;
     r.idle_ms = idle > 0 ? uint32_t(idle) : 0;
     out.push_back(r);
   }
-  rte_rcu_qsbr_quiescent(q, reader_id);
-  rte_rcu_qsbr_thread_offline(q, reader_id);
+  return pos;
 }
 
-void pipeline::list_flows(std::vector<flow_row>& out, size_t max, int32_t service,
-                          uint32_t reader_id) const {
-  list_table(impl_->ft4_, *impl_, out, max, service, reader_id);
-  list_table(impl_->ft6_, *impl_, out, max, service, reader_id);
+uint64_t pipeline::list_flows(std::vector<flow_row>& out, size_t max, const flow_filter& filter,
+                              uint64_t cursor, uint32_t reader_id) const {
+  (void)reader_id; // the seqlock protocol needs no reader registration
+  const uint64_t n4 = impl_->ft4_.positions();
+  const uint64_t n6 = impl_->ft6_.positions();
+  if (cursor < n4) {
+    cursor = list_table(impl_->ft4_, *impl_, out, max, filter, uint32_t(cursor));
+    if (cursor < n4)
+      return cursor;
+  }
+  if (cursor - n4 < n6) {
+    cursor = n4 + list_table(impl_->ft6_, *impl_, out, max, filter, uint32_t(cursor - n4));
+    if (cursor - n4 < n6)
+      return cursor;
+  }
+  return flow_cursor_end;
 }
 
 uint64_t pipeline::flows_active() const {
