@@ -323,6 +323,8 @@ int run(const options& o) {
     return 1;
   }
   ctx.annotate_backends = [&](const std::string& s, nlohmann::json& b) { health.annotate(s, b); };
+  if (!o.steer.iface.empty())
+    ctx.steer_counters = [iface = o.steer.iface] { return steer_counters(iface); };
   // Announces the NAT pool given for vip_steer too (docs/high-availability.md).
   ha_daemon ha(o.ha, cfg.instance, o.steer.nat_pool, [](const std::string& m) { log(m); });
   if (auto h = ha.start(); !h) {
@@ -332,8 +334,6 @@ int run(const options& o) {
   ctx.extra_commands = [&](const std::string& cmd, const nlohmann::json& req) {
     return ha.handle(cmd, req, state, region.value(), pub);
   };
-  if (!o.steer.iface.empty())
-    ctx.steer_counters = [iface = o.steer.iface] { return steer_counters(iface); };
   api_handler api(ctx);
 
   server_hooks hooks;

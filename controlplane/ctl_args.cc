@@ -204,12 +204,12 @@ std::string save_text(const json& c) {
     opt_num("sh-timeout", s.at("sh_timeout").get<uint64_t>(), ds.sh_timeout_s);
     opt_num("gue-port", s.at("gue_port").get<uint64_t>(), ds.gue_port);
     opt_str("on-backend-down", s.value("on_backend_down", std::string("keep")), "keep");
+    opt_str("announce", s.value("announce", std::string("quorum")), "quorum");
+    opt_num("quorum", s.value("quorum", uint64_t(1)), 1);
     for (const auto& tf : flow_timeout_fields)
       if (t.contains(tf.name))
         opt_num(timeout_option(tf.name).c_str(), t.at(tf.name).get<uint64_t>(),
                 ds.timeouts.*tf.member);
-    opt_str("announce", s.value("announce", std::string("quorum")), "quorum");
-    opt_num("quorum", s.value("quorum", uint64_t(1)), 1);
     if (s.contains("health") && s["health"].value("check", std::string("none")) != "none")
       o += " --health " + one_word(s["health"]);
     o += "\n";

@@ -20,8 +20,8 @@
 #include "ctl_args.h"
 #include "ctl_client.h"
 #include "ctl_drain.h"
-#include "ctl_peers.h"
 #include "ctl_ports.h"
+#include "ctl_peers.h"
 #include "ctl_view.h"
 #include "version.h"
 
