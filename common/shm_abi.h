@@ -29,7 +29,7 @@ namespace sluice::abi {
 
 inline constexpr uint64_t magic = 0x3145434955'4c53ull; // "SLUICE1" read little-endian
 inline constexpr uint16_t version_major = 1;
-inline constexpr uint16_t version_minor = 1; // 1: schedulers, sh/lrt fields
+inline constexpr uint16_t version_minor = 2; // 1: schedulers, sh/lrt fields; 2: new-flow defence
 inline constexpr uint32_t cache_line = 64;
 
 enum class fwd_mode : uint8_t { nat = 1, dnat = 2, dsr_l2 = 3, dsr_ipip = 4, dsr_gue = 5 };
@@ -56,6 +56,12 @@ inline constexpr uint16_t service_in_use = 1u << 0;
 // being kept until they end. NAT modes only: in DSR the balancer cannot see
 // the connection's return half.
 inline constexpr uint16_t service_reset_on_down = 1u << 1;
+// Since minor 2: service_entry::defence_flags.
+// A non-SYN TCP packet of a `nat` service without state is dropped silently
+// (mid_flow_no_state) instead of being answered with an RST to the client.
+inline constexpr uint8_t service_no_mid_flow_rst = 1u << 0;
+// service_entry::synproxy: when SYNs are answered with cookies (nat, dnat).
+enum class synproxy_mode : uint8_t { off = 0, on = 1, automatic = 2 };
 inline constexpr uint32_t backend_in_use = 1u << 0;
 // Since minor 1: a backend removed from its service whose slot has not been
 // given to another backend yet. It takes no new flows, but flows already
@@ -106,7 +112,17 @@ struct service_entry {
   uint8_t sh_prefix6; // sh: ... per /sh_prefix6
   uint8_t reserved3;
   uint32_t sh_timeout_s; // sh: affinity persists this long after a client's last new flow
-  uint8_t reserved[56];
+  uint8_t reserved[24];
+  // Since minor 2: new-flow defence (limits, mid-flow RST, SYN cookies).
+  uint32_t client_rate;        // new flows per second per client prefix (balancer), 0 = off
+  uint32_t client_burst;       // bucket depth in flows (0 = client_rate)
+  uint8_t client_prefix4;      // IPv4 clients share a bucket per /client_prefix4
+  uint8_t client_prefix6;      // IPv6 clients share a bucket per /client_prefix6
+  uint8_t synproxy;            // synproxy_mode
+  uint8_t defence_flags;       // service_no_mid_flow_rst
+  uint32_t synproxy_syn_rate;  // auto: SYNs per second on a worker that switch cookies on
+  uint32_t synproxy_half_open; // auto: half-open flows on a worker that switch cookies on
+  uint8_t reserved4[12];
 };
 static_assert(sizeof(service_entry) == 128);
 static_assert(offsetof(service_entry, port) == 16);
@@ -125,6 +141,15 @@ static_assert(offsetof(service_entry, hash_src) == 64);
 static_assert(offsetof(service_entry, sh_prefix4) == 65);
 static_assert(offsetof(service_entry, sh_timeout_s) == 68);
 static_assert(offsetof(service_entry, reserved) == 72);
+static_assert(offsetof(service_entry, client_rate) == 96);
+static_assert(offsetof(service_entry, client_burst) == 100);
+static_assert(offsetof(service_entry, client_prefix4) == 104);
+static_assert(offsetof(service_entry, client_prefix6) == 105);
+static_assert(offsetof(service_entry, synproxy) == 106);
+static_assert(offsetof(service_entry, defence_flags) == 107);
+static_assert(offsetof(service_entry, synproxy_syn_rate) == 108);
+static_assert(offsetof(service_entry, synproxy_half_open) == 112);
+static_assert(offsetof(service_entry, reserved4) == 116);
 
 // A backend (real server). Slots are global and stable; `incarnation` changes
 // whenever a slot is given to a different backend, which lets the dataplane
@@ -139,7 +164,11 @@ struct backend_entry {
   uint32_t incarnation; // never 0 for an in-use slot
   uint32_t flags;       // backend_in_use
   uint32_t rtt_hint_us; // since minor 1: latency measured by health checks (0 = unknown)
-  uint8_t reserved[28];
+  // Since minor 2: connection cap (IPVS upper/lower thresholds), whole
+  // balancer; each worker applies its share (see dataplane/flow_limits.h).
+  uint32_t max_conns; // 0 = no cap
+  uint32_t min_conns; // reopen below this; 0 = 3/4 of max_conns
+  uint8_t reserved[20];
 };
 static_assert(sizeof(backend_entry) == 64);
 static_assert(offsetof(backend_entry, port) == 16);
@@ -150,6 +179,8 @@ static_assert(offsetof(backend_entry, service) == 22);
 static_assert(offsetof(backend_entry, incarnation) == 24);
 static_assert(offsetof(backend_entry, flags) == 28);
 static_assert(offsetof(backend_entry, rtt_hint_us) == 32);
+static_assert(offsetof(backend_entry, max_conns) == 36);
+static_assert(offsetof(backend_entry, min_conns) == 40);
 
 // VIP index: open addressing with linear probing, capacity a power of two at
 // least twice max_services, so a probe ends within a few entries. Key is
@@ -243,7 +274,7 @@ struct service_counters {
   uint64_t new_flows;
   uint64_t no_backend;   // new flows refused: no backend accepts them
   uint64_t active_flows; // gauge
-  uint64_t reserved;
+  uint64_t limited;      // since minor 2: new flows refused by the client rate or worker budget
 };
 static_assert(sizeof(service_counters) == 64);
 
@@ -256,8 +287,13 @@ struct backend_counters {
   uint64_t rst_from_backend;  // NAT modes: RSTs sent by the backend
   uint64_t icmp_unreachable;  // ICMP unreachable about this backend's flows
   uint64_t handshake_ewma_us; // gauge: SYN → SYN-ACK time seen by this worker (NAT), 0 = none
+  // Since minor 2 (the struct grew from 64 to 128 bytes).
+  uint64_t nat_port_exhausted; // nat: new flows refused, no free local port for this backend
+  uint64_t conn_limited;       // new flows that found this backend at its connection cap
+  uint64_t reserved[6];
 };
-static_assert(sizeof(backend_counters) == 64);
+static_assert(sizeof(backend_counters) == 128);
+static_assert(offsetof(backend_counters, nat_port_exhausted) == 64);
 
 struct worker_counters_block {
   uint64_t worker[worker_counter_count];

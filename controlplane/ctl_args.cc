@@ -31,7 +31,11 @@ po::options_description service_options() {
       "timeout-fin", po::value<int64_t>()->value_name("S"), "FIN idle timeout, s (default 120)")(
       "timeout-udp", po::value<int64_t>()->value_name("S"), "UDP idle timeout, s (default 300)")(
       "health", po::value<std::string>()->value_name("JSON"),
-      "health check as a JSON object, fields as in the config file's `health`");
+      "health check as a JSON object, fields as in the config file's `health`")(
+      "defence", po::value<std::string>()->value_name("JSON"),
+      "new-flow defence as a JSON object, fields as in the config file's `defence`")(
+      "synproxy", po::value<std::string>()->value_name("off|on|auto"),
+      "SYN cookies (nat, dnat); same as --defence '{\"synproxy\": ...}'");
   return d;
 }
 
@@ -42,7 +46,11 @@ po::options_description backend_options() {
       "weight", po::value<int64_t>()->value_name("W"), "weight 0..65535 (default 1)")(
       "state", po::value<std::string>()->value_name("STATE"),
       "up|down|draining|disabled")("health", po::value<std::string>()->value_name("JSON"),
-                                   "this backend's health-check override as a JSON object");
+                                   "this backend's health-check override as a JSON object")(
+      "max-conns", po::value<int64_t>()->value_name("N"),
+      "connection cap, whole balancer (default 0 = none)")(
+      "min-conns", po::value<int64_t>()->value_name("N"),
+      "takes new flows again below this (default 0 = 3/4 of max-conns)");
   return d;
 }
 
@@ -116,6 +124,14 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
       f["timeouts"][k] = (*vm)[std::string("timeout-") + k].as<int64_t>();
   if (auto r = add_health(*vm, f); !r)
     return r.err();
+  if (vm->count("defence")) {
+    json d = json::parse((*vm)["defence"].as<std::string>(), nullptr, false);
+    if (d.is_discarded() || !d.is_object())
+      return make_error("--defence: expected a JSON object");
+    f["defence"] = d;
+  }
+  if (vm->count("synproxy"))
+    f["defence"]["synproxy"] = (*vm)["synproxy"].as<std::string>();
   return f;
 }
 
@@ -127,6 +143,10 @@ result<json> parse_backend_fields(const std::string& addr, const std::vector<std
   for (const char* k : {"port", "weight"})
     if (vm->count(k))
       b[k] = (*vm)[k].as<int64_t>();
+  if (vm->count("max-conns"))
+    b["max_conns"] = (*vm)["max-conns"].as<int64_t>();
+  if (vm->count("min-conns"))
+    b["min_conns"] = (*vm)["min-conns"].as<int64_t>();
   if (vm->count("state"))
     b["state"] = (*vm)["state"].as<std::string>();
   if (auto r = add_health(*vm, b); !r)
@@ -159,11 +179,18 @@ std::string save_text(const json& c) {
       o.pop_back(); // the health check goes on the same line
       o += " --health " + one_word(s["health"]) + "\n";
     }
+    if (s.contains("defence")) {
+      o.pop_back();
+      o += " --defence " + one_word(s["defence"]) + "\n";
+    }
     for (const auto& b : s.at("backends")) {
       o += fmt::format("backend add {} {} --port {} --weight {} --state {}",
                        s.at("name").get<std::string>(), b.at("address").get<std::string>(),
                        b.at("port").get<int>(), b.at("weight").get<int>(),
                        b.at("state").get<std::string>());
+      if (b.value("max_conns", 0) || b.value("min_conns", 0))
+        o += fmt::format(" --max-conns {} --min-conns {}", b.value("max_conns", 0),
+                         b.value("min_conns", 0));
       if (b.contains("health"))
         o += " --health " + one_word(b["health"]);
       o += "\n";
