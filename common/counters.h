@@ -43,7 +43,8 @@
   X(reply_tuple_conflict, "backend-side tuple already used by another flow")                       \
   X(handoff_ring_full, "owner worker's handoff ring full")                                         \
   X(exception_ring_full, "exception (neighbour) ring full")                                        \
-  X(tx_ring_full, "TX queue full")
+  X(tx_ring_full, "TX queue full")                                                                 \
+  X(udp_bad_length, "UDP length field differs from the IP payload length")
 
 #define SLUICE_WORKER_COUNTERS(X)                                                                  \
   X(rx_packets, "packets received")                                                                \

@@ -1,6 +1,13 @@
-// Internals of the worker pipeline (see pipeline.h). Split out so the ICMP/ARP
-// slow paths (pipeline_slow_path.cc) and the fast path (pipeline.cc) share one
-// worker context. Everything here is owned by exactly one worker thread.
+// Internals of the worker pipeline (see pipeline.h): the one worker context
+// that every stage of the packet path shares. One file per stage:
+//   pipeline_burst.cc      parse the burst, steer, bulk lookup, arrival order
+//   pipeline_lookup.cc     classify a hit or miss, schedule and insert flows
+//   pipeline_tcp_state.cc  TCP state of a flow and its per-state timeout
+//   pipeline_rewrite.cc    per-mode rewrite towards the backend or the client
+//   pipeline_slow_path.cc  ARP/ND, ICMP echo and errors, too-big, flow reset
+//   pipeline_sweep.cc      release, eviction and the expiry sweep
+//   pipeline.cc            set-up, generations, the public wrapper
+// Everything here is owned by exactly one worker thread.
 #pragma once
 
 #include <array>
@@ -76,10 +83,10 @@ public:
   bool table_added_ = false;   // a flow was added during this burst's handling
   bool table_deleted_ = false; // a flow was removed during this burst's handling
 
-  // --- fast path (pipeline.cc) ---
-  template <bool V6, typename Key>
-  void lookup_and_handle(const Key** keys, Key* k, rte_mbuf** m, const parsed_packet* pp,
-                         const uint16_t* idx, int32_t* pos, uint32_t n, side rx, burst_output& out);
+  // --- parse and dispatch (pipeline_burst.cc) ---
+  template <bool V6, typename Key> void lookup_flows(const Key** keys, uint32_t n, int32_t* pos);
+
+  // --- classify and look up (pipeline_lookup.cc) ---
   template <bool V6>
   void handle_ip(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
   template <bool V6>
@@ -88,6 +95,13 @@ public:
   void new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, side rx, burst_output& out);
   template <bool V6>
   void forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
+
+  // --- TCP state (pipeline_tcp_state.cc) ---
+  void track_tcp_forward(flow_entry& e, uint8_t flags, const abi::service_entry& s);
+  void track_tcp_reply(flow_entry& e, uint8_t flags, const abi::service_entry& s);
+  uint32_t timeout_for(const abi::service_entry& s, tcp_state st) const;
+
+  // --- per-mode rewrite (pipeline_rewrite.cc) ---
   template <bool V6>
   void reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, burst_output& out);
   // Sends a client→VIP packet to backend slot `b` per `mode`. NAT fields come
@@ -95,9 +109,10 @@ public:
   template <bool V6>
   void to_backend(rte_mbuf* m, const parsed_packet& p, uint32_t b, uint8_t mode, uint32_t hash,
                   const flow_entry* fe, const abi::service_entry& svc, side rx, burst_output& out);
+  bool set_backend_macs(rte_mbuf* m, uint16_t l2_len, uint32_t backend, burst_output& out);
+
+  // --- release, eviction, sweep (pipeline_sweep.cc) ---
   template <bool V6> void release_flow(int32_t pos, bool expired);
-  template <bool V6>
-  void reset_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
   template <bool V6> bool evict_half_open();
   template <bool V6> void sweep(uint32_t budget);
 
@@ -110,10 +125,8 @@ public:
   bool expired(const flow_entry& e) const {
     return uint32_t(now_ms_ - e.last_seen_ms) > e.timeout_ms;
   }
-  uint32_t timeout_for(const abi::service_entry& s, tcp_state st) const;
   uint16_t owner_of(const uint8_t* addr, uint8_t family, uint16_t port_be) const;
   int32_t owner_for_tuple(const parsed_packet& p, const uint8_t* l3) const;
-  bool set_backend_macs(rte_mbuf* m, uint16_t l2_len, uint32_t backend, burst_output& out);
 
   // --- slow paths (pipeline_slow_path.cc) ---
   void handle_arp(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out);
@@ -124,6 +137,8 @@ public:
   template <bool V6>
   void send_too_big(rte_mbuf* m, const parsed_packet& p, uint32_t mtu, side rx, burst_output& out);
   template <bool V6> int32_t icmp_error_owner(const uint8_t* frame, const parsed_packet& p) const;
+  template <bool V6>
+  void reset_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
   bool is_own_addr(const ip_addr& a) const;
   bool is_vip_addr(const ip_addr& a) const;
 };
