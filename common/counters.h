@@ -44,7 +44,11 @@
   X(handoff_ring_full, "owner worker's handoff ring full")                                         \
   X(exception_ring_full, "exception (neighbour) ring full")                                        \
   X(tx_ring_full, "TX queue full")                                                                 \
-  X(udp_bad_length, "UDP length field differs from the IP payload length")
+  X(udp_bad_length, "UDP length field differs from the IP payload length")                         \
+  X(client_rate_limited, "new flow over its client's (prefix's) rate limit for the service")       \
+  X(new_flow_budget, "new flow over the worker's global new-flow budget")                          \
+  X(backend_conn_limit, "new flow whose backend (and retries) are at their connection cap")        \
+  X(syn_cookie_invalid, "ACK without state that carries no valid SYN cookie (synproxy)")
 
 #define SLUICE_WORKER_COUNTERS(X)                                                                  \
   X(rx_packets, "packets received")                                                                \
@@ -70,7 +74,11 @@
   X(generation_changes, "table generations adopted")                                               \
   X(idle_sleeps, "idle back-off sleeps")                                                           \
   X(busy_polls, "RX polls that returned packets")                                                  \
-  X(empty_polls, "RX polls that returned nothing")
+  X(empty_polls, "RX polls that returned nothing")                                                 \
+  X(mid_flow_rst_sent, "RSTs sent to clients for nat packets without state")                       \
+  X(nat_port_evictions, "closing flows evicted to free a NAT port for a new flow")                 \
+  X(syn_cookies_sent, "SYN-ACKs with a SYN cookie sent (synproxy)")                                \
+  X(syn_cookies_valid, "ACKs with a valid SYN cookie (synproxy)")
 
 namespace sluice {
 

@@ -6,6 +6,8 @@
 //   pipeline_rewrite.cc    per-mode rewrite towards the backend or the client
 //   pipeline_slow_path.cc  ARP/ND, ICMP echo and errors, too-big, flow reset
 //   pipeline_sweep.cc      release, eviction and the expiry sweep
+//   pipeline_defence.cc    new-flow admission (limits, caps), full-NAT ports,
+//                          mid-flow RST
 //   pipeline.cc            set-up, generations, the public wrapper
 // Everything here is owned by exactly one worker thread.
 #pragma once
@@ -18,19 +20,15 @@
 #include <rte_ring.h>
 
 #include "backend_scheduler.h"
+#include "flow_limits.h"
 #include "flow_table.h"
+#include "nat_ports.h"
 #include "packet_parse.h"
 #include "pipeline.h"
 #include "shm_region.h"
 #include "table_view.h"
 
 namespace sluice::dp {
-
-// Free full-NAT source ports of one pool address that this worker owns.
-struct nat_port_pool {
-  ip_addr addr;
-  std::vector<uint16_t> free_ports; // network order; used as a stack
-};
 
 class pipeline_impl {
 public:
@@ -59,7 +57,8 @@ public:
 
   flow_table<flow_key4> ft4_;
   flow_table<flow_key6> ft6_;
-  std::vector<nat_port_pool> pool4_, pool6_;
+  nat_ports nat_;      // full-NAT source ports (nat_addr_idx of a flow = its port set)
+  flow_limits limits_; // new-flow admission
 
   table_view view_;
   uint64_t gen_ = ~0ull;
@@ -110,6 +109,31 @@ public:
   void to_backend(rte_mbuf* m, const parsed_packet& p, uint32_t b, uint8_t mode, uint32_t hash,
                   const flow_entry* fe, const abi::service_entry& svc, side rx, burst_output& out);
   bool set_backend_macs(rte_mbuf* m, uint16_t l2_len, uint32_t backend, burst_output& out);
+
+  // --- new-flow defence and NAT ports (pipeline_defence.cc) ---
+  void publish_defence();
+  result<void> init_defence();
+  // Budget and client rate of service `svc`; drops (counted) and returns false
+  // when a limit refuses the new flow. `client` is 16 bytes.
+  template <bool V6>
+  bool admit_new_flow(rte_mbuf* m, int32_t svc, const uint8_t* client, burst_output& out);
+  // The scheduler's pick, skipping backends at their connection cap.
+  int32_t pick_backend(uint32_t svc, const abi::service_entry& s, uint64_t h64,
+                       const uint8_t* client);
+  // A local port for flow `e` towards backend `b`; evicts the oldest closing
+  // flow holding one when none is free. Fills nat_addr/nat_addr_idx/nat_port.
+  template <bool V6> bool take_nat_port(flow_entry& e, uint32_t b, uint32_t hash);
+  // Remembers a flow entering a closing state as a port-eviction candidate.
+  void note_state(const flow_entry& e, tcp_state before, int32_t pos) {
+    if (abi::fwd_mode(e.mode) == abi::fwd_mode::nat && e.state != before &&
+        (e.state == tcp_state::fin || e.state == tcp_state::closed) && before != tcp_state::fin &&
+        before != tcp_state::closed)
+      nat_.note_closing(e.nat_addr_idx, uint32_t(pos));
+  }
+  template <bool V6>
+  void mid_flow_no_state(rte_mbuf* m, const parsed_packet& p, const abi::service_entry& s,
+                         burst_output& out);
+  bool is_nat_pool(const uint8_t* addr, uint8_t family) const;
 
   // --- release, eviction, sweep (pipeline_sweep.cc) ---
   template <bool V6> void release_flow(int32_t pos, bool expired);

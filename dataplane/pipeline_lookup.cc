@@ -51,7 +51,7 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     return drop(m, drop_reason::rst_no_state, out);
   bool syn = tcp && (p.tcp_flags & (tcp_syn | tcp_ack)) == tcp_syn;
   if (tcp && mode == fwd_mode::nat && !syn)
-    return drop(m, drop_reason::mid_flow_no_state, out);
+    return mid_flow_no_state<V6>(m, p, s, out);
 
   using key_t = std::conditional_t<V6, flow_key6, flow_key4>;
   key_t key{};
@@ -74,7 +74,11 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     ip_addr a = ip_addr::from_v4_be(key.src);
     std::memcpy(client, a.bytes.data(), 16);
   }
-  int32_t b = sched_.pick(view_, uint32_t(svc), s, h64, client, now_ms_, abs_ms_);
+  if (!admit_new_flow<V6>(m, svc, client, out))
+    return;
+  int32_t b = pick_backend(uint32_t(svc), s, h64, client);
+  if (b == -2)
+    return drop(m, drop_reason::backend_conn_limit, out);
   if (b < 0) {
     counter_add(svc_ctr_[svc].no_backend, 1);
     return drop(m, drop_reason::no_backend, out);
@@ -119,35 +123,19 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     rkey.sport = bport;
     rkey.proto = p.proto;
     if (mode == fwd_mode::nat) {
-      auto& pools = V6 ? pool6_ : pool4_;
-      if (pools.empty()) {
+      if (!nat_.slot_sets(uint32_t(b))) {
         ft.del(key);
         return drop(m, drop_reason::nat_no_pool_address, out);
       }
-      uint32_t pi = hash % pools.size();
-      nat_port_pool* pool = nullptr;
-      for (uint32_t t = 0; t < pools.size(); ++t) {
-        nat_port_pool& cand = pools[(pi + t) % pools.size()];
-        if (!cand.free_ports.empty()) {
-          pool = &cand;
-          pi = (pi + t) % uint32_t(pools.size());
-          break;
-        }
-      }
-      if (!pool) {
+      if (!take_nat_port<V6>(e, uint32_t(b), hash)) {
         ft.del(key);
+        counter_add(be_ctr_[b].nat_port_exhausted, 1);
         return drop(m, drop_reason::nat_port_exhausted, out);
       }
-      e.nat_port = pool->free_ports.back();
-      pool->free_ports.pop_back();
-      e.nat_addr_idx = uint16_t(pi);
-      if constexpr (V6) {
-        std::memcpy(e.nat_addr, pool->addr.bytes.data(), 16);
-        std::memcpy(rkey.dst, pool->addr.bytes.data(), 16);
-      } else {
-        std::memcpy(e.nat_addr, pool->addr.v4_ptr(), 4);
-        std::memcpy(&rkey.dst, pool->addr.v4_ptr(), 4);
-      }
+      if constexpr (V6)
+        std::memcpy(rkey.dst, e.nat_addr, 16);
+      else
+        std::memcpy(&rkey.dst, e.nat_addr, 4);
       rkey.dport = e.nat_port;
     } else {
       std::memcpy(&rkey.dst, &key.src, sizeof(key.src));
@@ -155,10 +143,8 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     }
     int32_t rpos = ft.lookup(rkey) >= 0 ? -EEXIST : ft.add(rkey);
     if (rpos < 0) {
-      if (mode == fwd_mode::nat) {
-        auto& pools = V6 ? pool6_ : pool4_;
-        pools[e.nat_addr_idx].free_ports.push_back(e.nat_port);
-      }
+      if (mode == fwd_mode::nat)
+        nat_.release(nat_lease{e.nat_addr_idx, e.nat_port});
       ft.del(key);
       return drop(
           m, rpos == -EEXIST ? drop_reason::reply_tuple_conflict : drop_reason::flow_table_full,
@@ -208,8 +194,11 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
   }
   const abi::service_entry& s = view_.services[e.service];
   e.last_seen_ms = now_ms_;
-  if (tcp)
+  if (tcp) {
+    tcp_state before = e.state;
     track_tcp_forward(e, p.tcp_flags, s);
+    note_state(e, before, pos);
+  }
   to_backend<V6>(m, p, e.backend, e.mode, e.hash, &e, s, rx, out);
 }
 

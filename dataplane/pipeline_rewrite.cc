@@ -134,8 +134,11 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
   const auto* fkey = ft.key_ptr(fpos);
   const abi::service_entry& s = view_.services[e.service];
   e.last_seen_ms = now_ms_;
-  if (p.proto == proto_tcp)
+  if (p.proto == proto_tcp) {
+    tcp_state before = e.state;
     track_tcp_reply(e, p.tcp_flags, s);
+    note_state(e, before, fpos);
+  }
   uint32_t frame_len = uint32_t(p.l3_off) + p.l3_len;
   if (m->data_len > frame_len)
     rte_pktmbuf_trim(m, uint16_t(m->data_len - frame_len));

@@ -17,11 +17,8 @@ template <bool V6> void pipeline_impl::release_flow(int32_t pos, bool was_expire
   if (e.peer) {
     auto rk = ft.key_at(int32_t(e.peer - 1));
     ft.del(rk);
-    if (fwd_mode(e.mode) == fwd_mode::nat) {
-      auto& pools = V6 ? pool6_ : pool4_;
-      if (e.nat_addr_idx < pools.size())
-        pools[e.nat_addr_idx].free_ports.push_back(e.nat_port);
-    }
+    if (fwd_mode(e.mode) == fwd_mode::nat)
+      nat_.release(nat_lease{e.nat_addr_idx, e.nat_port});
   }
   if (was_expired && e.state == tcp_state::syn &&
       (fwd_mode(e.mode) == fwd_mode::nat || fwd_mode(e.mode) == fwd_mode::dnat) && !e.syn_answered)
