@@ -48,7 +48,8 @@
   X(client_rate_limited, "new flow over its client's (prefix's) rate limit for the service")       \
   X(new_flow_budget, "new flow over the worker's global new-flow budget")                          \
   X(backend_conn_limit, "new flow whose backend (and retries) are at their connection cap")        \
-  X(syn_cookie_invalid, "ACK without state that carries no valid SYN cookie (synproxy)")
+  X(syn_cookie_invalid, "ACK without state that carries no valid SYN cookie (synproxy)")           \
+  X(synproxy_pending, "segment of a proxied flow before the backend answered our SYN")
 
 #define SLUICE_WORKER_COUNTERS(X)                                                                  \
   X(rx_packets, "packets received")                                                                \

@@ -59,7 +59,8 @@ struct flow_entry {
   tcp_state state;
   uint32_t last_seen_ms; // worker clock, wraps after 49 days (compare by difference)
   uint32_t timeout_ms;   // idle timeout of the current state
-  uint32_t hash;         // flow hash: Maglev input, GUE source port, encap source
+  uint32_t hash;         // flow hash (Maglev input, GUE source port, encap source); synproxy
+                         // flows (nat, dnat): our ISN to the client, then the seq delta
   uint32_t peer;         // forward: reply position + 1 (0 = none); reply: forward position
   uint8_t mode;          // abi::fwd_mode at creation
   uint8_t syn_answered;  // NAT modes: backend sent SYN-ACK
@@ -68,7 +69,8 @@ struct flow_entry {
   uint16_t nat_addr_idx; // full NAT: index into the worker's pool addresses
   uint8_t nat_addr[16];  // full NAT: local source address (v4 in the first 4 bytes)
   uint8_t live;          // forward entry in use (the sweep walks positions)
-  uint8_t reserved[3];
+  uint8_t synproxy;      // synproxy_state (synproxy.h); `hash` then holds its sequence numbers
+  uint8_t reserved[2];
   uint32_t syn_us; // worker microsecond clock when the SYN was forwarded
 };
 static_assert(sizeof(flow_entry) == 64);

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <rte_byteorder.h>
+#include <rte_random.h>
 
 #include "packet_rewrite.h"
 #include "pipeline_impl.h"
@@ -28,6 +29,9 @@ result<void> pipeline_impl::init_defence() {
   np.max_backend_slots = shm_.caps().max_backends;
   if (auto r = nat_.init(np); !r)
     return r;
+  // Per worker and per run: a cookie is only good on the worker that issued it
+  // (the client's ACK arrives there, like its SYN).
+  cookie_secret_.seed(rte_rand(), rte_rand());
   return limits_.init(
       cfg_.n_workers, cfg_.client_limit_entries, shm_.caps().max_backends,
       per_worker(cfg_.new_flow_budget, cfg_.n_workers) * !!cfg_.new_flow_budget,
@@ -138,7 +142,8 @@ template <bool V6>
     return drop(m, drop_reason::mid_flow_no_state, out);
   const uint8_t* l4 = rte_pktmbuf_mtod(m, const uint8_t*) + p.l4_off;
   tcp_answer a = rst_for(l4, p);
-  if (!make_tcp_answer<V6>(m, p, a, cfg_.mac[client_side].data()))
+  parsed_packet q = p;
+  if (!make_tcp_answer<V6>(m, q, a, cfg_.mac[client_side].data()))
     return drop(m, drop_reason::mid_flow_no_state, out);
   count(worker_counter::mid_flow_rst_sent);
   emit(m, client_side, out);

@@ -8,6 +8,7 @@
 //   pipeline_sweep.cc      release, eviction and the expiry sweep
 //   pipeline_defence.cc    new-flow admission (limits, caps), full-NAT ports,
 //                          mid-flow RST
+//   pipeline_synproxy.cc   SYN cookies and the proxied handshake (nat, dnat)
 //   pipeline.cc            set-up, generations, the public wrapper
 // Everything here is owned by exactly one worker thread.
 #pragma once
@@ -26,6 +27,7 @@
 #include "packet_parse.h"
 #include "pipeline.h"
 #include "shm_region.h"
+#include "synproxy.h"
 #include "table_view.h"
 
 namespace sluice::dp {
@@ -59,6 +61,12 @@ public:
   flow_table<flow_key6> ft6_;
   nat_ports nat_;      // full-NAT source ports (nat_addr_idx of a flow = its port set)
   flow_limits limits_; // new-flow admission
+  syn_cookie_secret cookie_secret_;
+  uint32_t syn_window_ms_ = 0;       // start of the current 1-second SYN count window
+  uint32_t syn_count_ = 0;           // SYNs to synproxy services in the current window
+  uint32_t syn_count_prev_ = 0;      // ... in the previous window
+  uint32_t half_open_ = 0;           // nat/dnat flows in state syn on this worker
+  uint32_t synproxy_auto_until_ = 0; // auto mode stays on until then (worker ms)
 
   table_view view_;
   uint64_t gen_ = ~0ull;
@@ -125,6 +133,9 @@ public:
   template <bool V6> bool take_nat_port(flow_entry& e, uint32_t b, uint32_t hash);
   // Remembers a flow entering a closing state as a port-eviction candidate.
   void note_state(const flow_entry& e, tcp_state before, int32_t pos) {
+    if (before == tcp_state::syn && e.state != tcp_state::syn && half_open_ &&
+        abi::fwd_mode(e.mode) <= abi::fwd_mode::dnat)
+      --half_open_;
     if (abi::fwd_mode(e.mode) == abi::fwd_mode::nat && e.state != before &&
         (e.state == tcp_state::fin || e.state == tcp_state::closed) && before != tcp_state::fin &&
         before != tcp_state::closed)
@@ -134,6 +145,21 @@ public:
   void mid_flow_no_state(rte_mbuf* m, const parsed_packet& p, const abi::service_entry& s,
                          burst_output& out);
   bool is_nat_pool(const uint8_t* addr, uint8_t family) const;
+
+  // --- synproxy (pipeline_synproxy.cc) ---
+  // Whether SYNs to `s` get cookies now; `syn` counts one more SYN for auto.
+  bool synproxy_active(const abi::service_entry& s, bool syn);
+  template <bool V6> void synproxy_syn(rte_mbuf* m, const parsed_packet& p, burst_output& out);
+  template <bool V6> bool synproxy_cookie_ok(rte_mbuf* m, const parsed_packet& p, syn_options& o);
+  // Turns the client's cookie ACK (in `m`, parsed as `q`) into our SYN to the
+  // backend and marks the new flow `e` as proxied.
+  template <bool V6>
+  bool synproxy_open_backend(rte_mbuf* m, parsed_packet& q, flow_entry& e, const syn_options& o);
+  // A backend packet of a flow still waiting for the backend's SYN-ACK: true
+  // when consumed (answered or dropped), false to forward it as usual.
+  template <bool V6>
+  bool synproxy_backend_packet(rte_mbuf* m, const parsed_packet& p, flow_entry& e,
+                               burst_output& out);
 
   // --- release, eviction, sweep (pipeline_sweep.cc) ---
   template <bool V6> void release_flow(int32_t pos, bool expired);

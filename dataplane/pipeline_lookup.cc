@@ -50,7 +50,19 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   if (tcp && (p.tcp_flags & tcp_rst))
     return drop(m, drop_reason::rst_no_state, out);
   bool syn = tcp && (p.tcp_flags & (tcp_syn | tcp_ack)) == tcp_syn;
-  if (tcp && mode == fwd_mode::nat && !syn)
+  syn_options cookie;
+  bool proxied = false;
+  if (tcp && s.synproxy) [[unlikely]] {
+    if (syn) {
+      if (synproxy_active(s, true))
+        return synproxy_syn<V6>(m, p, out);
+    } else if ((p.tcp_flags & (tcp_ack | tcp_syn | tcp_fin)) == tcp_ack) {
+      proxied = synproxy_cookie_ok<V6>(m, p, cookie);
+      if (!proxied && synproxy_active(s, false))
+        return drop(m, drop_reason::syn_cookie_invalid, out);
+    }
+  }
+  if (tcp && mode == fwd_mode::nat && !syn && !proxied)
     return mid_flow_no_state<V6>(m, p, s, out);
 
   using key_t = std::conditional_t<V6, flow_key6, flow_key4>;
@@ -102,7 +114,7 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   e.incarnation = be.incarnation;
   e.service = uint16_t(svc);
   e.kind = flow_kind::forward;
-  e.state = !tcp ? tcp_state::udp : syn ? tcp_state::syn : tcp_state::established;
+  e.state = !tcp ? tcp_state::udp : syn || proxied ? tcp_state::syn : tcp_state::established;
   if (tcp && (p.tcp_flags & tcp_fin))
     e.state = tcp_state::fin;
   e.last_seen_ms = now_ms_;
@@ -165,6 +177,15 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   counter_add(svc_ctr_[svc].active_flows, 1);
   counter_add(be_ctr_[b].new_flows, 1);
   counter_add(be_ctr_[b].active_flows, 1);
+  if (e.state == tcp_state::syn && mode <= fwd_mode::dnat)
+    ++half_open_;
+  if (proxied) [[unlikely]] {
+    parsed_packet q = p;
+    if (synproxy_open_backend<V6>(m, q, e, cookie))
+      return to_backend<V6>(m, q, uint32_t(b), uint8_t(mode), hash, &e, s, rx, out);
+    release_flow<V6>(pos, false);
+    return drop(m, drop_reason::no_headroom, out);
+  }
   to_backend<V6>(m, p, uint32_t(b), uint8_t(mode), hash, &e, s, rx, out);
 }
 
@@ -192,6 +213,8 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
     release_flow<V6>(pos, is_expired && !stale);
     return handle_miss<V6>(m, p, rx, out);
   }
+  if (e.synproxy == synproxy_backend_syn && !(p.tcp_flags & tcp_rst)) [[unlikely]]
+    return drop(m, drop_reason::synproxy_pending, out);
   const abi::service_entry& s = view_.services[e.service];
   e.last_seen_ms = now_ms_;
   if (tcp) {

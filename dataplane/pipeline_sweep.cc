@@ -23,6 +23,8 @@ template <bool V6> void pipeline_impl::release_flow(int32_t pos, bool was_expire
   if (was_expired && e.state == tcp_state::syn &&
       (fwd_mode(e.mode) == fwd_mode::nat || fwd_mode(e.mode) == fwd_mode::dnat) && !e.syn_answered)
     counter_add(be_ctr_[e.backend].syn_unanswered, 1);
+  if (e.state == tcp_state::syn && fwd_mode(e.mode) <= fwd_mode::dnat && half_open_)
+    --half_open_;
   if (was_expired)
     count(worker_counter::flows_expired);
   counter_sub(ctr_->worker[size_t(worker_counter::flows_active)], 1);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include <rte_byteorder.h>
 #include <rte_mbuf.h>
@@ -47,11 +48,13 @@ inline tcp_answer rst_for(const uint8_t* l4, const parsed_packet& p) {
 }
 
 // Rewrites the frame of `m` (parsed as `p`) into `a`, from the packet's
-// destination to its source, leaving from `own_mac`. False when the mbuf
-// cannot hold the answer (the caller drops the packet).
+// destination to its source, leaving from `own_mac` (`reverse` false: same
+// addresses, ports and MACs, only the TCP header and length change; `p` is
+// then updated to describe the new segment). False when the mbuf cannot hold
+// the answer (the caller drops the packet).
 template <bool V6>
-inline bool make_tcp_answer(rte_mbuf* m, const parsed_packet& p, const tcp_answer& a,
-                            const uint8_t* own_mac) {
+inline bool make_tcp_answer(rte_mbuf* m, parsed_packet& p, const tcp_answer& a,
+                            const uint8_t* own_mac, bool reverse = true) {
   constexpr uint32_t ip_len = V6 ? 40 : 20;
   const uint32_t tcp_len = 20u + a.options_len;
   const uint32_t want = uint32_t(p.l2_len) + ip_len + tcp_len;
@@ -68,6 +71,13 @@ inline bool make_tcp_answer(rte_mbuf* m, const parsed_packet& p, const tcp_answe
     std::memcpy(dst, l3 + v4_dst, 4);
   }
   uint16_t sport = ld16(l4), dport = ld16(l4 + 2);
+  if (!reverse) {
+    std::swap(sport, dport);
+    uint8_t t[16];
+    std::memcpy(t, src, 16);
+    std::memcpy(src, dst, 16);
+    std::memcpy(dst, t, 16);
+  }
   if (m->data_len < want) {
     if (!rte_pktmbuf_append(m, uint16_t(want - m->data_len)))
       return false;
@@ -75,8 +85,10 @@ inline bool make_tcp_answer(rte_mbuf* m, const parsed_packet& p, const tcp_answe
   } else if (m->data_len > want) {
     rte_pktmbuf_trim(m, uint16_t(m->data_len - want));
   }
-  std::memcpy(f, f + 6, 6);
-  std::memcpy(f + 6, own_mac, 6);
+  if (reverse) {
+    std::memcpy(f, f + 6, 6);
+    std::memcpy(f + 6, own_mac, 6);
+  }
   uint8_t* ip = f + p.l2_len;
   uint8_t* tcp = ip + ip_len;
   st16(tcp, dport);
@@ -99,6 +111,15 @@ inline bool make_tcp_answer(rte_mbuf* m, const parsed_packet& p, const tcp_answe
     sum = v4_pseudo_sum(ld32(dst), ld32(src), uint16_t(tcp_len), proto_tcp);
   }
   st16(tcp + 16, csum_finish(csum_partial(tcp, tcp_len, sum)));
+  p.l4_off = uint16_t(p.l2_len + ip_len);
+  p.l3_len = uint16_t(ip_len + tcp_len);
+  p.l4_len = uint16_t(tcp_len);
+  p.tcp_flags = a.flags;
+  p.ipv4_ihl = V6 ? p.ipv4_ihl : 20;
+  p.ipv4_df = 1;
+  std::swap(p.sport, p.dport);
+  if (!reverse)
+    std::swap(p.sport, p.dport);
   return true;
 }
 
