@@ -59,7 +59,7 @@
   X(dropped, "packets dropped (sum of the drop reasons)")                                          \
   X(flows_created, "flow entries created")                                                         \
   X(flows_expired, "flow entries expired by idle timeout")                                         \
-  X(flows_evicted, "half-open flow entries evicted under table pressure")                          \
+  X(flows_evicted, "live flows evicted to make room (sum of the non-expired classes below)")       \
   X(flows_stale, "flow entries whose backend slot was reincarnated")                               \
   X(flows_reset, "flows reset (RST sent) because their backend went down")                         \
   X(flows_active, "flow entries currently held (gauge)")                                           \
@@ -76,6 +76,11 @@
   X(idle_sleeps, "idle back-off sleeps")                                                           \
   X(busy_polls, "RX polls that returned packets")                                                  \
   X(empty_polls, "RX polls that returned nothing")                                                 \
+  X(flows_evicted_expired, "expired flows reclaimed by an insert into their full buckets")         \
+  X(flows_evicted_closing, "closing flows (FIN, TIME_WAIT, RST) evicted from a full bucket")       \
+  X(flows_evicted_half_open, "half-open flows (SYN without answer) evicted from a full bucket")    \
+  X(flows_evicted_unconfirmed, "adopted-without-SYN or unanswered-UDP flows evicted")              \
+  X(flows_evicted_established, "established flows evicted: nothing else was left in the buckets")  \
   X(mid_flow_rst_sent, "RSTs sent to clients for nat packets without state")                       \
   X(nat_port_evictions, "closing flows evicted to free a NAT port for a new flow")                 \
   X(syn_cookies_sent, "SYN-ACKs with a SYN cookie sent (synproxy)")                                \

@@ -41,10 +41,9 @@ void diff_service(const named_service& a, const named_service& b, std::vector<st
   field(ch, "gue_port", a.cfg.gue_port, b.cfg.gue_port);
   field(ch, "on_backend_down", a.cfg.reset_on_down ? "reset" : "keep",
         b.cfg.reset_on_down ? "reset" : "keep");
-  field(ch, "timeouts.syn", a.cfg.timeouts.syn_s, b.cfg.timeouts.syn_s);
-  field(ch, "timeouts.established", a.cfg.timeouts.established_s, b.cfg.timeouts.established_s);
-  field(ch, "timeouts.fin", a.cfg.timeouts.fin_s, b.cfg.timeouts.fin_s);
-  field(ch, "timeouts.udp", a.cfg.timeouts.udp_s, b.cfg.timeouts.udp_s);
+  for (const auto& tf : flow_timeout_fields)
+    field(ch, (std::string("timeouts.") + tf.name).c_str(), a.cfg.timeouts.*tf.member,
+          b.cfg.timeouts.*tf.member);
   if (auto da = to_json(a.cfg.defence), db = to_json(b.cfg.defence); da != db)
     for (auto it = db.begin(); it != db.end(); ++it)
       if (da[it.key()] != it.value())

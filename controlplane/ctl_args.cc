@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sstream>
 
+#include "service_config.h"
+
 namespace po = boost::program_options;
 using nlohmann::json;
 
@@ -28,8 +30,19 @@ po::options_description service_options() {
       "timeout-syn", po::value<int64_t>()->value_name("S"), "SYN idle timeout, s (default 30)")(
       "timeout-established", po::value<int64_t>()->value_name("S"),
       "established idle timeout, s (default 900)")(
-      "timeout-fin", po::value<int64_t>()->value_name("S"), "FIN idle timeout, s (default 120)")(
+      "timeout-fin", po::value<int64_t>()->value_name("S"),
+      "FIN (one side, or both without the last ACK) idle timeout, s (default 7)")(
       "timeout-udp", po::value<int64_t>()->value_name("S"), "UDP idle timeout, s (default 300)")(
+      "timeout-syn-recv", po::value<int64_t>()->value_name("S"),
+      "SYN-ACK seen, client's ACK pending (NAT modes) idle timeout, s (default 30)")(
+      "timeout-time-wait", po::value<int64_t>()->value_name("S"),
+      "TIME_WAIT idle timeout, s (default 7)")("timeout-closed",
+                                               po::value<int64_t>()->value_name("S"),
+                                               "closed-by-RST idle timeout, s (default 3)")(
+      "timeout-udp-unanswered", po::value<int64_t>()->value_name("S"),
+      "UDP flow with one datagram so far, s (default 30)")(
+      "timeout-adopted", po::value<int64_t>()->value_name("S"),
+      "flow adopted mid-connection (no SYN), s (default 10)")(
       "health", po::value<std::string>()->value_name("JSON"),
       "health check as a JSON object, fields as in the config file's `health`")(
       "defence", po::value<std::string>()->value_name("JSON"),
@@ -82,6 +95,24 @@ status add_health(const po::variables_map& vm, json& target) {
 
 // A JSON value as one word of a save line: compact, and the spaces that can
 // only occur inside its strings written as \u0020 (still valid JSON).
+// The sluicectl option of a timeout field: "syn_recv" -> "timeout-syn-recv".
+std::string timeout_option(const char* field) {
+  std::string o = std::string("timeout-") + field;
+  for (char& c : o)
+    if (c == '_')
+      c = '-';
+  return o;
+}
+
+// " --timeout-syn 30 --timeout-established 900 ..." for the fields present.
+std::string timeouts_args(const json& t) {
+  std::string o;
+  for (const auto& tf : flow_timeout_fields)
+    if (t.contains(tf.name))
+      o += fmt::format(" --{} {}", timeout_option(tf.name), t.at(tf.name).get<uint64_t>());
+  return o;
+}
+
 std::string one_word(const json& j) {
   std::string s = j.dump();
   std::string o;
@@ -119,9 +150,9 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
     }
   if (vm->count("gue-port"))
     f["gue_port"] = (*vm)["gue-port"].as<int64_t>();
-  for (const char* k : {"syn", "established", "fin", "udp"})
-    if (vm->count(std::string("timeout-") + k))
-      f["timeouts"][k] = (*vm)[std::string("timeout-") + k].as<int64_t>();
+  for (const auto& tf : flow_timeout_fields)
+    if (std::string opt = timeout_option(tf.name); vm->count(opt))
+      f["timeouts"][tf.name] = (*vm)[opt].as<int64_t>();
   if (auto r = add_health(*vm, f); !r)
     return r.err();
   if (vm->count("defence")) {
@@ -164,17 +195,14 @@ std::string save_text(const json& c) {
     const auto& t = s.at("timeouts");
     o += fmt::format("service add {} --vip {} --port {} --proto {} --mode {} --scheduler {} "
                      "--hash-src {} --sh-prefix4 {} --sh-prefix6 {} --sh-timeout {} --gue-port {} "
-                     "--on-backend-down {} "
-                     "--timeout-syn {} --timeout-established {} --timeout-fin {} "
-                     "--timeout-udp {}\n",
+                     "--on-backend-down {}{}\n",
                      s.at("name").get<std::string>(), s.at("vip").get<std::string>(),
                      s.at("port").get<int>(), s.at("proto").get<std::string>(),
                      s.at("mode").get<std::string>(), s.at("scheduler").get<std::string>(),
                      s.at("hash_src").get<bool>() ? "true" : "false", s.at("sh_prefix4").get<int>(),
                      s.at("sh_prefix6").get<int>(), s.at("sh_timeout").get<uint64_t>(),
                      s.at("gue_port").get<int>(), s.value("on_backend_down", std::string("keep")),
-                     t.at("syn").get<uint64_t>(), t.at("established").get<uint64_t>(),
-                     t.at("fin").get<uint64_t>(), t.at("udp").get<uint64_t>());
+                     timeouts_args(t));
     if (s.contains("health") && s["health"].value("check", std::string("none")) != "none") {
       o.pop_back(); // the health check goes on the same line
       o += " --health " + one_word(s["health"]) + "\n";

@@ -22,9 +22,8 @@ constexpr uint32_t telemetry_reader_id = 0;
 // DPDK telemetry replies are limited to 16 KiB of JSON.
 constexpr size_t max_rows = 100;
 
-const char* state_name(uint8_t s) {
-  static const char* names[] = {"syn", "established", "fin", "closed", "udp"};
-  return s < 5 ? names[s] : "unknown";
+std::string state_name(uint8_t s) {
+  return std::string(flow_state_name(s));
 }
 
 int conns_cmd(const char*, const char* params, rte_tel_data* d) {

@@ -52,10 +52,12 @@ result<void> pipeline_impl::init() {
 
   std::string n4 = fmt::format("sluice_flows4_w{}", cfg_.worker_id);
   std::string n6 = fmt::format("sluice_flows6_w{}", cfg_.worker_id);
-  if (auto r = ft4_.init(n4.c_str(), cfg_.flow_capacity, cfg_.socket_id); !r)
+  // A seed per worker and start: a remote sender cannot aim at one bucket.
+  uint64_t seed = mix64(rte_rdtsc() ^ (uint64_t(cfg_.worker_id) << 48));
+  if (auto r = ft4_.init(n4.c_str(), cfg_.flow_capacity, seed); !r)
     return r;
   uint32_t cap6 = cfg_.flow_capacity6 ? cfg_.flow_capacity6 : cfg_.flow_capacity;
-  if (auto r = ft6_.init(n6.c_str(), cap6, cfg_.socket_id); !r)
+  if (auto r = ft6_.init(n6.c_str(), cap6, mix64(seed)); !r)
     return r;
 
   if (auto r = init_defence(); !r)
@@ -204,19 +206,16 @@ void pipeline::set_live(bool live) {
 }
 template <typename Key>
 static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
-                       std::vector<flow_row>& out, size_t max, int32_t service,
-                       uint32_t reader_id) {
-  rte_rcu_qsbr* q = ft.qsbr();
-  rte_rcu_qsbr_thread_register(q, reader_id);
-  rte_rcu_qsbr_thread_online(q, reader_id);
+                       std::vector<flow_row>& out, size_t max, int32_t service) {
   uint32_t now_ms = uint32_t((rte_rdtsc() - pl.start_tsc_) / pl.tsc_per_ms_);
+  flow_record<Key> rec;
   for (uint32_t pos = 0; pos < ft.positions() && out.size() < max; ++pos) {
-    const flow_entry& e = ft.entry(int32_t(pos));
-    if (!load_relaxed(e.live) || e.kind != flow_kind::forward)
+    uint32_t deadline;
+    if (!ft.read_consistent(int32_t(pos), rec, deadline))
       continue;
-    flow_entry copy = e;
-    const Key k = ft.key_at(int32_t(pos));
-    if (!load_relaxed(e.live) || (service >= 0 && copy.service != uint16_t(service)))
+    const flow_entry& e = rec.e;
+    const Key& k = rec.key;
+    if (e.kind != flow_kind::forward || (service >= 0 && e.service != uint16_t(service)))
       continue;
     flow_row r;
     if constexpr (sizeof(Key) == sizeof(flow_key6)) {
@@ -229,23 +228,24 @@ static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
     r.client_port = rte_be_to_cpu_16(k.sport);
     r.vip_port = rte_be_to_cpu_16(k.dport);
     r.proto = k.proto;
-    r.state = uint8_t(copy.state);
-    r.mode = copy.mode;
+    r.state = uint8_t(e.state);
+    r.mode = e.mode;
     r.worker = pl.cfg_.worker_id;
-    r.service = copy.service;
-    r.backend = copy.backend;
-    int32_t idle = int32_t(now_ms - copy.last_seen_ms);
+    r.service = e.service;
+    r.backend = e.backend;
+    // Idle time: how much of the state's timeout has run since the last packet.
+    int32_t left = int32_t(deadline - now_ms);
+    int64_t idle = int64_t(e.timeout_ms) - left;
     r.idle_ms = idle > 0 ? uint32_t(idle) : 0;
     out.push_back(r);
   }
-  rte_rcu_qsbr_quiescent(q, reader_id);
-  rte_rcu_qsbr_thread_offline(q, reader_id);
 }
 
 void pipeline::list_flows(std::vector<flow_row>& out, size_t max, int32_t service,
                           uint32_t reader_id) const {
-  list_table(impl_->ft4_, *impl_, out, max, service, reader_id);
-  list_table(impl_->ft6_, *impl_, out, max, service, reader_id);
+  (void)reader_id; // the seqlock protocol needs no reader registration
+  list_table(impl_->ft4_, *impl_, out, max, service);
+  list_table(impl_->ft6_, *impl_, out, max, service);
 }
 
 uint64_t pipeline::flows_active() const {

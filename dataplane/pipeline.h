@@ -114,7 +114,7 @@ struct flow_row {
   uint16_t client_port = 0; // host order
   uint16_t vip_port = 0;
   uint8_t proto = 0;
-  uint8_t state = 0; // tcp_state
+  uint8_t state = 0; // flow_state (tcp_fsm.h)
   uint8_t mode = 0;  // abi::fwd_mode
   uint16_t worker = 0;
   uint16_t service = 0;
@@ -157,10 +157,10 @@ public:
 
   // Appends up to `max` of this worker's tracked flows (of service `service`,
   // or all when negative) to `out`. Safe to call from another thread while the
-  // worker forwards: the tables are lock-free for readers, and the caller,
-  // registered as RCU reader `reader_id` (< flow_table_max_readers), keeps
-  // deleted positions from being reused while it reads. A row may be a moment
-  // old; it is never torn across two flows.
+  // worker forwards: every row is read under its bucket's sequence counter
+  // (flow_table.h), so no lock and no registration are needed; `reader_id` is
+  // kept for API stability and ignored. A row may be a moment old; it is never
+  // torn across two flows.
   void list_flows(std::vector<flow_row>& out, size_t max, int32_t service,
                   uint32_t reader_id) const;
   pipeline_impl& impl() { return *impl_; }

@@ -22,16 +22,12 @@ template <bool V6, typename Key>
 void pipeline_impl::lookup_flows(const Key** keys, uint32_t n, int32_t* pos) {
   auto& ft = table<V6>();
   ft.lookup_bulk(keys, n, pos);
-  // Flow entries live in a large array: fetch every hit's line, and for
-  // replies the forward entry and key they point at, before touching any.
+  // The lookup leaves every hit's bucket and record in cache; a reply entry
+  // (NAT modes) also needs its forward record, fetched for the whole burst
+  // before any is touched.
   for (uint32_t j = 0; j < n; ++j)
-    if (pos[j] >= 0)
-      rte_prefetch0(&ft.entry(pos[j]));
-  for (uint32_t j = 0; j < n; ++j)
-    if (pos[j] >= 0 && ft.entry(pos[j]).kind == flow_kind::reply) {
-      rte_prefetch0(&ft.entry(int32_t(ft.entry(pos[j]).peer)));
-      rte_prefetch0(ft.key_ptr(int32_t(ft.entry(pos[j]).peer)));
-    }
+    if (pos[j] >= 0 && ft.entry(pos[j]).kind == flow_kind::reply)
+      rte_prefetch0(ft.record_ptr(int32_t(ft.entry(pos[j]).peer)));
 }
 
 void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_handoff,

@@ -109,8 +109,9 @@ template <bool V6> bool pipeline_impl::take_nat_port(flow_entry& e, uint32_t b, 
     auto& ft = table<V6>();
     int64_t victim = nat_.evict_candidate(b, [&](uint32_t pos, uint16_t set) {
       const flow_entry& v = ft.entry(int32_t(pos));
-      return v.live && v.kind == flow_kind::forward && fwd_mode(v.mode) == fwd_mode::nat &&
-             v.nat_addr_idx == set && (v.state == tcp_state::fin || v.state == tcp_state::closed);
+      return ft.used(int32_t(pos)) && v.kind == flow_kind::forward &&
+             fwd_mode(v.mode) == fwd_mode::nat && v.nat_addr_idx == set &&
+             state_evict_class(v.state) == evict_class::closing;
     });
     if (victim < 0)
       return false;
@@ -121,11 +122,6 @@ template <bool V6> bool pipeline_impl::take_nat_port(flow_entry& e, uint32_t b, 
   }
   e.nat_addr_idx = l.set;
   e.nat_port = l.port_be;
-  const ip_addr& a = nat_.set_addr(l.set);
-  if constexpr (V6)
-    std::memcpy(e.nat_addr, a.bytes.data(), 16);
-  else
-    std::memcpy(e.nat_addr, a.v4_ptr(), 4);
   return true;
 }
 

@@ -65,7 +65,7 @@ public:
   uint32_t syn_window_ms_ = 0;       // start of the current 1-second SYN count window
   uint32_t syn_count_ = 0;           // SYNs to synproxy services in the current window
   uint32_t syn_count_prev_ = 0;      // ... in the previous window
-  uint32_t half_open_ = 0;           // nat/dnat flows in state syn on this worker
+  uint32_t half_open_ = 0;           // nat/dnat flows in a half-open state on this worker
   uint32_t synproxy_auto_until_ = 0; // auto mode stays on until then (worker ms)
 
   table_view view_;
@@ -86,7 +86,9 @@ public:
   uint32_t abs_ms_ = 0; // TSC milliseconds, the same clock on every worker
   uint32_t sweep_next4_ = 0, sweep_next6_ = 0;
   uint32_t last_sweep_ms_ = 0;
-  uint32_t evict_next4_ = 0, evict_next6_ = 0;
+  uint32_t pressure_until_ms_ = 0; // table pressure: evictions happened until this time
+  // A half-open entry this young is evicted after the unconfirmed ones.
+  static constexpr uint32_t half_open_grace_us = 1000000;
   bool table_added_ = false;   // a flow was added during this burst's handling
   bool table_deleted_ = false; // a flow was removed during this burst's handling
 
@@ -103,10 +105,22 @@ public:
   template <bool V6>
   void forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
 
-  // --- TCP state (pipeline_tcp_state.cc) ---
-  void track_tcp_forward(flow_entry& e, uint8_t flags, const abi::service_entry& s);
-  void track_tcp_reply(flow_entry& e, uint8_t flags, const abi::service_entry& s);
-  uint32_t timeout_for(const abi::service_entry& s, tcp_state st) const;
+  // --- flow state (pipeline_tcp_state.cc), applying tcp_fsm.h ---
+  // Moves the flow at forward position `fpos` to `t`: timeout, eviction class
+  // (also of its reply entry) and the active/inactive gauges.
+  template <bool V6>
+  void set_state(int32_t fpos, flow_entry& e, tcp_track t, const abi::service_entry& s);
+  // Updates the state for a packet of the flow (client side or reply) and
+  // pushes its deadline out by the state's timeout.
+  template <bool V6>
+  void track_packet(int32_t fpos, flow_entry& e, const parsed_packet& p, bool from_client,
+                    const abi::service_entry& s);
+  template <bool V6> void touch(int32_t fpos, const flow_entry& e) {
+    uint32_t d = now_ms_ + e.timeout_ms;
+    table<V6>().set_deadline(fpos, d == no_deadline ? d - 1 : d);
+  }
+  uint32_t timeout_for(const abi::service_entry& s, flow_state st) const;
+  bool under_pressure() const { return int32_t(pressure_until_ms_ - now_ms_) > 0; }
 
   // --- per-mode rewrite (pipeline_rewrite.cc) ---
   template <bool V6>
@@ -129,16 +143,21 @@ public:
   int32_t pick_backend(uint32_t svc, const abi::service_entry& s, uint64_t h64,
                        const uint8_t* client);
   // A local port for flow `e` towards backend `b`; evicts the oldest closing
-  // flow holding one when none is free. Fills nat_addr/nat_addr_idx/nat_port.
+  // flow holding one when none is free. Fills nat_addr_idx (the set) and nat_port.
   template <bool V6> bool take_nat_port(flow_entry& e, uint32_t b, uint32_t hash);
-  // Remembers a flow entering a closing state as a port-eviction candidate.
-  void note_state(const flow_entry& e, tcp_state before, int32_t pos) {
-    if (before == tcp_state::syn && e.state != tcp_state::syn && half_open_ &&
-        abi::fwd_mode(e.mode) <= abi::fwd_mode::dnat)
-      --half_open_;
-    if (abi::fwd_mode(e.mode) == abi::fwd_mode::nat && e.state != before &&
-        (e.state == tcp_state::fin || e.state == tcp_state::closed) && before != tcp_state::fin &&
-        before != tcp_state::closed)
+  // Called by set_state after every state change of the flow at `pos`: a `nat`
+  // flow entering a closing state becomes a port-eviction candidate, and the
+  // worker's half-open gauge (synproxy auto) follows nat/dnat flows.
+  void defence_state_change(flow_entry& e, flow_state before, int32_t pos) {
+    bool nat_modes = abi::fwd_mode(e.mode) <= abi::fwd_mode::dnat;
+    bool half = nat_modes && state_evict_class(e.state) == evict_class::half_open;
+    if (half != bool(e.half_open_counted)) {
+      e.half_open_counted = half;
+      half_open_ = half ? half_open_ + 1 : half_open_ - 1;
+    }
+    if (abi::fwd_mode(e.mode) == abi::fwd_mode::nat &&
+        state_evict_class(e.state) == evict_class::closing &&
+        state_evict_class(before) != evict_class::closing)
       nat_.note_closing(e.nat_addr_idx, uint32_t(pos));
   }
   template <bool V6>
@@ -158,12 +177,15 @@ public:
   // A backend packet of a flow still waiting for the backend's SYN-ACK: true
   // when consumed (answered or dropped), false to forward it as usual.
   template <bool V6>
-  bool synproxy_backend_packet(rte_mbuf* m, const parsed_packet& p, flow_entry& e,
+  bool synproxy_backend_packet(rte_mbuf* m, const parsed_packet& p, int32_t fpos, flow_entry& e,
                                burst_output& out);
 
   // --- release, eviction, sweep (pipeline_sweep.cc) ---
   template <bool V6> void release_flow(int32_t pos, bool expired);
-  template <bool V6> bool evict_half_open();
+  // A way for a new entry with table hash `h`: free, or freed by evicting the
+  // lowest-priority flow of its two buckets (never `keep`; an established
+  // flow only if `may_evict_established`). -1 when nothing may be evicted.
+  template <bool V6> int32_t take_slot(uint64_t h, bool may_evict_established, int32_t keep);
   template <bool V6> void sweep(uint32_t budget);
 
   template <bool V6> auto& table() {
@@ -172,8 +194,16 @@ public:
     else
       return ft4_;
   }
-  bool expired(const flow_entry& e) const {
-    return uint32_t(now_ms_ - e.last_seen_ms) > e.timeout_ms;
+  template <bool V6> bool expired(int32_t pos) const {
+    if constexpr (V6)
+      return ft6_.expired(pos, now_ms_);
+    else
+      return ft4_.expired(pos, now_ms_);
+  }
+  // Full NAT: the flow's local source address (v4: 4 bytes, network order).
+  template <bool V6> const uint8_t* nat_addr(const flow_entry& e) const {
+    const ip_addr& a = nat_.set_addr(e.nat_addr_idx);
+    return V6 ? a.bytes.data() : a.v4_ptr();
   }
   uint16_t owner_of(const uint8_t* addr, uint8_t family, uint16_t port_be) const;
   int32_t owner_for_tuple(const parsed_packet& p, const uint8_t* l3) const;

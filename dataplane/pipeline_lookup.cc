@@ -98,34 +98,29 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   const abi::backend_entry& be = view_.backends[b];
 
   auto& ft = table<V6>();
-  int32_t pos = ft.add(key);
-  if (pos == -ENOSPC && evict_half_open<V6>())
-    pos = ft.add(key);
+  const bool nat_mode = mode == fwd_mode::nat || mode == fwd_mode::dnat;
+  // DSR needs no state for correctness (Maglev picks the same backend for the
+  // same flow): it never evicts an established flow, it goes untracked.
+  uint64_t th = ft.hash(key);
+  int32_t pos = take_slot<V6>(th, nat_mode, -1);
   if (pos < 0) {
-    if (mode == fwd_mode::nat)
+    if (nat_mode)
       return drop(m, drop_reason::flow_table_full, out);
     count(worker_counter::untracked);
     return to_backend<V6>(m, p, uint32_t(b), uint8_t(mode), hash, nullptr, s, rx, out);
   }
   table_added_ = true;
-  flow_entry& e = ft.entry(pos);
-  e = flow_entry{};
+  flow_entry& e = ft.emplace(pos, key, th);
   e.backend = uint32_t(b);
   e.incarnation = be.incarnation;
   e.service = uint16_t(svc);
   e.kind = flow_kind::forward;
-  e.state = !tcp ? tcp_state::udp : syn || proxied ? tcp_state::syn : tcp_state::established;
-  if (tcp && (p.tcp_flags & tcp_fin))
-    e.state = tcp_state::fin;
-  e.last_seen_ms = now_ms_;
-  e.timeout_ms = timeout_for(s, e.state);
   e.hash = hash;
   e.mode = uint8_t(mode);
-  e.live = 1;
   e.syn_us = now_us_;
   std::memcpy(e.client_mac, frame + 6, 6);
 
-  if (mode == fwd_mode::nat || mode == fwd_mode::dnat) {
+  if (nat_mode) {
     key_t rkey{};
     uint16_t bport = be.port ? rte_cpu_to_be_16(be.port) : p.dport;
     if constexpr (V6)
@@ -136,49 +131,53 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     rkey.proto = p.proto;
     if (mode == fwd_mode::nat) {
       if (!nat_.slot_sets(uint32_t(b))) {
-        ft.del(key);
+        ft.erase(pos);
         return drop(m, drop_reason::nat_no_pool_address, out);
       }
       if (!take_nat_port<V6>(e, uint32_t(b), hash)) {
-        ft.del(key);
+        ft.erase(pos);
         counter_add(be_ctr_[b].nat_port_exhausted, 1);
         return drop(m, drop_reason::nat_port_exhausted, out);
       }
       if constexpr (V6)
-        std::memcpy(rkey.dst, e.nat_addr, 16);
+        std::memcpy(rkey.dst, nat_addr<V6>(e), 16);
       else
-        std::memcpy(&rkey.dst, e.nat_addr, 4);
+        std::memcpy(&rkey.dst, nat_addr<V6>(e), 4);
       rkey.dport = e.nat_port;
     } else {
       std::memcpy(&rkey.dst, &key.src, sizeof(key.src));
       rkey.dport = key.sport;
     }
-    int32_t rpos = ft.lookup(rkey) >= 0 ? -EEXIST : ft.add(rkey);
+    // The reply entry is inserted under the same eviction rules, never at the
+    // expense of its own forward entry.
+    uint64_t rh = ft.hash(rkey);
+    bool conflict = ft.lookup(rkey, rh) >= 0;
+    int32_t rpos = conflict ? -1 : take_slot<V6>(rh, true, pos);
     if (rpos < 0) {
       if (mode == fwd_mode::nat)
         nat_.release(nat_lease{e.nat_addr_idx, e.nat_port});
-      ft.del(key);
-      return drop(
-          m, rpos == -EEXIST ? drop_reason::reply_tuple_conflict : drop_reason::flow_table_full,
-          out);
+      ft.erase(pos);
+      return drop(m, conflict ? drop_reason::reply_tuple_conflict : drop_reason::flow_table_full,
+                  out);
     }
-    flow_entry& r = ft.entry(rpos);
-    r = flow_entry{};
+    flow_entry& r = ft.emplace(rpos, rkey, rh);
     r.kind = flow_kind::reply;
     r.peer = uint32_t(pos);
     r.backend = e.backend;
     r.service = e.service;
+    r.mode = e.mode;
     e.peer = uint32_t(rpos) + 1;
   }
 
   count(worker_counter::flows_created);
   counter_add(ctr_->worker[size_t(worker_counter::flows_active)], 1);
   counter_add(svc_ctr_[svc].new_flows, 1);
-  counter_add(svc_ctr_[svc].active_flows, 1);
   counter_add(be_ctr_[b].new_flows, 1);
-  counter_add(be_ctr_[b].active_flows, 1);
-  if (e.state == tcp_state::syn && mode <= fwd_mode::dnat)
-    ++half_open_;
+  tcp_track first = proxied ? tcp_track{flow_state::syn, 0}
+                    : tcp   ? tcp_first(p.tcp_flags)
+                            : tcp_track{flow_state::udp_unanswered, 0};
+  set_state<V6>(pos, e, first, s);
+  touch<V6>(pos, e);
   if (proxied) [[unlikely]] {
     parsed_packet q = p;
     if (synproxy_open_backend<V6>(m, q, e, cookie))
@@ -197,10 +196,9 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
   const abi::backend_entry& be = view_.backends[e.backend];
   bool tcp = p.proto == proto_tcp;
   bool stale = !backend_holds(be, e);
-  bool is_expired = expired(e);
+  bool is_expired = expired<V6>(pos);
   // A new SYN on a closing entry starts a new connection (client port reuse).
-  bool reopen = tcp && (p.tcp_flags & (tcp_syn | tcp_ack)) == tcp_syn &&
-                (e.state == tcp_state::fin || e.state == tcp_state::closed);
+  bool reopen = tcp && tcp_reopens(e.state, p.tcp_flags);
   if (!stale && !is_expired && tcp && !(p.tcp_flags & tcp_rst) &&
       (be.state == uint8_t(abi::backend_state::down) ||
        be.state == uint8_t(abi::backend_state::disabled) || (be.flags & abi::backend_retired)) &&
@@ -216,12 +214,7 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
   if (e.synproxy == synproxy_backend_syn && !(p.tcp_flags & tcp_rst)) [[unlikely]]
     return drop(m, drop_reason::synproxy_pending, out);
   const abi::service_entry& s = view_.services[e.service];
-  e.last_seen_ms = now_ms_;
-  if (tcp) {
-    tcp_state before = e.state;
-    track_tcp_forward(e, p.tcp_flags, s);
-    note_state(e, before, pos);
-  }
+  track_packet<V6>(pos, e, p, true, s);
   to_backend<V6>(m, p, e.backend, e.mode, e.hash, &e, s, rx, out);
 }
 

@@ -45,11 +45,11 @@ void pipeline_impl::to_backend(rte_mbuf* m, const parsed_packet& p, uint32_t b, 
     if constexpr (V6) {
       rewrite_v6(l3, l4, p.proto, true, be.addr, bport, p.l4_len);
       if (mode == fwd_mode::nat)
-        rewrite_v6(l3, l4, p.proto, false, fe->nat_addr, fe->nat_port, p.l4_len);
+        rewrite_v6(l3, l4, p.proto, false, nat_addr<V6>(*fe), fe->nat_port, p.l4_len);
     } else {
       rewrite_v4(l3, l4, p.proto, true, ld32(be.addr + 12), bport, p.l4_len);
       if (mode == fwd_mode::nat)
-        rewrite_v4(l3, l4, p.proto, false, ld32(fe->nat_addr), fe->nat_port, p.l4_len);
+        rewrite_v4(l3, l4, p.proto, false, ld32(nat_addr<V6>(*fe)), fe->nat_port, p.l4_len);
     }
     if (fe && fe->synproxy == synproxy_open && (p.tcp_flags & tcp_ack)) [[unlikely]]
       tcp_shift(l4, 8, fe->hash); // acknowledgement: our sequence space -> the backend's
@@ -123,11 +123,11 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
   const flow_entry& r = ft.entry(rpos);
   int32_t fpos = int32_t(r.peer);
   flow_entry& e = ft.entry(fpos);
-  if (!e.live)
+  if (!ft.used(fpos) || e.kind != flow_kind::forward)
     return drop(m, drop_reason::reply_no_flow, out);
   const abi::backend_entry& be = view_.backends[e.backend];
   bool stale = !backend_holds(be, e);
-  if (stale || expired(e)) {
+  if (stale || expired<V6>(fpos)) {
     if (stale)
       count(worker_counter::flows_stale);
     release_flow<V6>(fpos, !stale);
@@ -135,15 +135,10 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
   }
   const auto* fkey = ft.key_ptr(fpos);
   const abi::service_entry& s = view_.services[e.service];
-  e.last_seen_ms = now_ms_;
   if (e.synproxy == synproxy_backend_syn && p.proto == proto_tcp &&
-      synproxy_backend_packet<V6>(m, p, e, out)) [[unlikely]]
+      synproxy_backend_packet<V6>(m, p, fpos, e, out)) [[unlikely]]
     return;
-  if (p.proto == proto_tcp) {
-    tcp_state before = e.state;
-    track_tcp_reply(e, p.tcp_flags, s);
-    note_state(e, before, fpos);
-  }
+  track_packet<V6>(fpos, e, p, false, s);
   uint32_t frame_len = uint32_t(p.l3_off) + p.l3_len;
   if (m->data_len > frame_len)
     rte_pktmbuf_trim(m, uint16_t(m->data_len - frame_len));

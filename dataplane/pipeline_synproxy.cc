@@ -107,13 +107,12 @@ bool pipeline_impl::synproxy_open_backend(rte_mbuf* m, parsed_packet& q, flow_en
   if (!make_tcp_answer<V6>(m, q, a, cfg_.mac[client_side].data(), false))
     return false;
   e.synproxy = synproxy_backend_syn;
-  e.state = tcp_state::syn;
   return true;
 }
 
 template <bool V6>
-bool pipeline_impl::synproxy_backend_packet(rte_mbuf* m, const parsed_packet& p, flow_entry& e,
-                                            burst_output& out) {
+bool pipeline_impl::synproxy_backend_packet(rte_mbuf* m, const parsed_packet& p, int32_t fpos,
+                                            flow_entry& e, burst_output& out) {
   uint8_t* l4 = rte_pktmbuf_mtod(m, uint8_t*) + p.l4_off;
   if (p.tcp_flags & tcp_rst) {
     // The backend refused: the client, which believes the connection open,
@@ -132,10 +131,10 @@ bool pipeline_impl::synproxy_backend_packet(rte_mbuf* m, const parsed_packet& p,
   e.syn_answered = 1;
   e.hash = backend_isn - e.hash; // delta: backend sequence space - ours
   e.synproxy = synproxy_open;
-  tcp_state before = e.state;
-  e.state = tcp_state::established;
-  e.timeout_ms = timeout_for(view_.services[e.service], e.state);
-  note_state(e, before, -1);
+  // Both halves are open: established (the client's ACK came before the
+  // backend's SYN-ACK), and its deadline pushed out.
+  set_state<V6>(fpos, e, tcp_track{flow_state::established, 0}, view_.services[e.service]);
+  touch<V6>(fpos, e);
   // Our ACK of the backend's SYN-ACK, in place, back to the backend.
   tcp_answer a;
   a.seq = ack;
@@ -162,8 +161,8 @@ template bool pipeline_impl::synproxy_open_backend<false>(rte_mbuf*, parsed_pack
 template bool pipeline_impl::synproxy_open_backend<true>(rte_mbuf*, parsed_packet&, flow_entry&,
                                                          const syn_options&);
 template bool pipeline_impl::synproxy_backend_packet<false>(rte_mbuf*, const parsed_packet&,
-                                                            flow_entry&, burst_output&);
-template bool pipeline_impl::synproxy_backend_packet<true>(rte_mbuf*, const parsed_packet&,
+                                                            int32_t, flow_entry&, burst_output&);
+template bool pipeline_impl::synproxy_backend_packet<true>(rte_mbuf*, const parsed_packet&, int32_t,
                                                            flow_entry&, burst_output&);
 
 } // namespace sluice::dp

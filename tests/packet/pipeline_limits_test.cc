@@ -102,6 +102,7 @@ TEST_CASE("backend connection cap: closed at max_conns, open again below min_con
   s.backends[0].min_conns = 2;
   s.timeouts.syn_s = 3600; // the half-open flows stay; closed ones go after 1 s
   s.timeouts.fin_s = 1;
+  s.timeouts.closed_s = 1;
   harness h({s});
   const int32_t slot = h.backend_slot(test::ip("203.0.113.11"));
   for (uint16_t i = 0; i < 4; ++i)
