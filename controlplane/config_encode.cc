@@ -85,6 +85,7 @@ std::string to_yaml(const cp_config& c) {
                      s.cfg.gue_port, s.cfg.reset_on_down ? "reset" : "keep", timeouts_yaml(t));
     o += fmt::format("    health: {}\n", health_yaml(s.health));
     o += fmt::format("    defence: {}\n", to_json(s.cfg.defence).dump());
+    o += fmt::format("    announce: {}\n    quorum: {}\n", announce_name(s.announce), s.quorum);
     o += s.cfg.backends.empty() ? "    backends: []\n" : "    backends:\n";
     for (const auto& b : s.cfg.backends) {
       auto h = s.backend_health.find(format_endpoint(b.addr, b.port ? b.port : s.cfg.port));
@@ -141,6 +142,8 @@ nlohmann::json to_json(const named_service& s) {
           {"on_backend_down", s.cfg.reset_on_down ? "reset" : "keep"},
           {"health", to_json(s.health)},
           {"defence", to_json(s.cfg.defence)},
+          {"announce", std::string(announce_name(s.announce))},
+          {"quorum", s.quorum},
           {"timeouts", timeouts_json(t)},
           {"backends", backends}};
 }

@@ -28,11 +28,12 @@ result<void> pipeline_impl::init() {
   if (cfg_.worker_id >= shm_.caps().max_workers)
     return make_error(fmt::format("worker {} exceeds the shared memory's {} worker slots",
                                   cfg_.worker_id, shm_.caps().max_workers));
-  // Several workers always check ownership in software: the owner of a flow is
-  // a function of the client's address and port only (see owner_of), which the
-  // NIC's 5-tuple RSS does not compute.
-  software_steering_ = cfg_.n_workers > 1;
-  if (software_steering_) {
+  // With several workers, which packets need an ownership check depends on
+  // the mode and on whether the ports hash as the model does
+  // (pipeline_steering.cc).
+  multi_worker_ = cfg_.n_workers > 1;
+  hardware_rss_ = multi_worker_ && !cfg_.steering.software;
+  if (multi_worker_) {
     if (cfg_.steering.reta.empty())
       for (uint16_t i = 0; i < 128; ++i)
         cfg_.steering.reta.push_back(i % cfg_.n_workers);
@@ -41,6 +42,7 @@ result<void> pipeline_impl::init() {
     for (uint16_t w : cfg_.steering.reta)
       if (w >= cfg_.n_workers)
         return make_error(fmt::format("pipeline: RETA names worker {} of {}", w, cfg_.n_workers));
+    rss_ = rss_model(cfg_.steering.rss_key, cfg_.steering.reta);
   }
   ack_ = shm_.worker_ack(cfg_.worker_id);
   ctr_ = shm_.counters(cfg_.worker_id);
@@ -75,49 +77,6 @@ result<void> pipeline_impl::init() {
   return {};
 }
 
-// The owner of a flow is chosen by the client's address and port: the client
-// side of a forward packet (src) and the destination of a reply (dst) carry the
-// same pair in dnat, and in full NAT the local port is picked so that
-// (local address, local port) maps to the owner. Toeplitz with the ports' RSS
-// key, so a NIC hashing only those fields would agree.
-uint16_t pipeline_impl::owner_of(const uint8_t* addr, uint8_t family, uint16_t port_be) const {
-  uint32_t tuple[5];
-  uint32_t words;
-  if (family == 4) {
-    tuple[0] = rte_be_to_cpu_32(ld32(addr));
-    tuple[1] = uint32_t(rte_be_to_cpu_16(port_be)) << 16;
-    words = 2;
-  } else {
-    for (int i = 0; i < 4; ++i)
-      tuple[i] = rte_be_to_cpu_32(ld32(addr + 4 * i));
-    tuple[4] = uint32_t(rte_be_to_cpu_16(port_be)) << 16;
-    words = 5;
-  }
-  uint32_t h = rte_softrss(tuple, words, cfg_.steering.rss_key.data());
-  const auto& reta = cfg_.steering.reta;
-  return reta[h % reta.size()];
-}
-
-int32_t pipeline_impl::owner_for_tuple(const parsed_packet& p, const uint8_t* l3) const {
-  uint8_t dst16[16];
-  const uint8_t* src = l3 + (p.family == 4 ? v4_src : v6_src);
-  const uint8_t* dst = l3 + (p.family == 4 ? v4_dst : v6_dst);
-  if (p.family == 4) {
-    ip_addr a = ip_addr::from_v4_be(ld32(dst));
-    std::memcpy(dst16, a.bytes.data(), 16);
-  } else {
-    std::memcpy(dst16, dst, 16);
-  }
-  if (view_.find_service(dst16, rte_be_to_cpu_16(p.dport), p.proto) >= 0)
-    return owner_of(src, p.family, p.sport);
-  // A full-NAT reply: its local port was chosen so that the reply's 5-tuple
-  // RSS hash selects the flow's owner.
-  if (is_nat_pool(dst, p.family))
-    return nat_.reply_owner(packet_addr(l3, p.family, false), p.sport,
-                            packet_addr(l3, p.family, true), p.dport);
-  return owner_of(dst, p.family, p.dport);
-}
-
 // ---------------------------------------------------------------------------
 // Per burst
 
@@ -144,6 +103,7 @@ void pipeline_impl::begin_burst(uint64_t now_tsc) {
       vip_addrs_.push_back(a);
   }
   publish_defence();
+  note_generation_modes();
   store_release(ack_->acked_generation, g);
   count(worker_counter::generation_changes);
 }
@@ -204,18 +164,23 @@ void pipeline::set_live(bool live) {
     store_release(a->live, 0u);
   }
 }
+// Lists matching flows of one table from position `pos`; returns where to
+// resume (the table's positions() when done).
 template <typename Key>
-static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
-                       std::vector<flow_row>& out, size_t max, int32_t service) {
+static uint32_t list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
+                           std::vector<flow_row>& out, size_t max, const flow_filter& f,
+                           uint32_t pos) {
   uint32_t now_ms = uint32_t((rte_rdtsc() - pl.start_tsc_) / pl.tsc_per_ms_);
   flow_record<Key> rec;
-  for (uint32_t pos = 0; pos < ft.positions() && out.size() < max; ++pos) {
+  for (; pos < ft.positions() && out.size() < max; ++pos) {
     uint32_t deadline;
     if (!ft.read_consistent(int32_t(pos), rec, deadline))
       continue;
     const flow_entry& e = rec.e;
     const Key& k = rec.key;
-    if (e.kind != flow_kind::forward || (service >= 0 && e.service != uint16_t(service)))
+    if (e.kind != flow_kind::forward || (f.service >= 0 && e.service != uint16_t(f.service)) ||
+        (f.backend >= 0 && e.backend != uint32_t(f.backend)) ||
+        (f.state >= 0 && uint8_t(e.state) != uint8_t(f.state)))
       continue;
     flow_row r;
     if constexpr (sizeof(Key) == sizeof(flow_key6)) {
@@ -225,6 +190,8 @@ static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
       r.client = ip_addr::from_v4_be(k.src);
       r.vip = ip_addr::from_v4_be(k.dst);
     }
+    if (f.client && !prefix_contains(*f.client, r.client))
+      continue;
     r.client_port = rte_be_to_cpu_16(k.sport);
     r.vip_port = rte_be_to_cpu_16(k.dport);
     r.proto = k.proto;
@@ -239,13 +206,25 @@ static void list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
     r.idle_ms = idle > 0 ? uint32_t(idle) : 0;
     out.push_back(r);
   }
+  return pos;
 }
 
-void pipeline::list_flows(std::vector<flow_row>& out, size_t max, int32_t service,
-                          uint32_t reader_id) const {
+uint64_t pipeline::list_flows(std::vector<flow_row>& out, size_t max, const flow_filter& filter,
+                              uint64_t cursor, uint32_t reader_id) const {
   (void)reader_id; // the seqlock protocol needs no reader registration
-  list_table(impl_->ft4_, *impl_, out, max, service);
-  list_table(impl_->ft6_, *impl_, out, max, service);
+  const uint64_t n4 = impl_->ft4_.positions();
+  const uint64_t n6 = impl_->ft6_.positions();
+  if (cursor < n4) {
+    cursor = list_table(impl_->ft4_, *impl_, out, max, filter, uint32_t(cursor));
+    if (cursor < n4)
+      return cursor;
+  }
+  if (cursor - n4 < n6) {
+    cursor = n4 + list_table(impl_->ft6_, *impl_, out, max, filter, uint32_t(cursor - n4));
+    if (cursor - n4 < n6)
+      return cursor;
+  }
+  return flow_cursor_end;
 }
 
 uint64_t pipeline::flows_active() const {

@@ -68,17 +68,12 @@ void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_hand
     }
     const uint8_t* l3 = d + p.l3_off;
     bool icmp = p.proto == proto_icmp || p.proto == proto_icmp6;
-    if (software_steering_ && !from_handoff) {
-      int32_t owner;
-      if (icmp)
-        owner = p.family == 4 ? icmp_error_owner<false>(d, p) : icmp_error_owner<true>(d, p);
-      else
-        owner = owner_for_tuple(p, l3);
-      if (owner >= 0 && owner != cfg_.worker_id) {
-        if (rte_ring_mp_enqueue(rings_[owner], m) == 0)
-          count(worker_counter::handoff_out);
-        else
-          drop(m, drop_reason::handoff_ring_full, out);
+    if (multi_worker_ && !from_handoff) {
+      int32_t owner =
+          icmp ? (p.family == 4 ? icmp_error_owner<false>(d, p) : icmp_error_owner<true>(d, p))
+               : steer_owner(p, l3);
+      if (owner >= 0) {
+        stage_handoff(m, uint16_t(owner));
         continue;
       }
     }
@@ -110,10 +105,15 @@ void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_hand
       slot[i] = uint8_t(n6++);
     }
   }
-  counter_add(ctr_->worker[size_t(worker_counter::rx_packets)], n);
-  counter_add(ctr_->worker[size_t(worker_counter::rx_bytes)], rx_bytes);
-  if (from_handoff)
+  if (n_handoff_)
+    flush_handoffs(out);
+  // A handed-off packet was counted where it arrived.
+  if (from_handoff) {
     count(worker_counter::handoff_in, n);
+  } else {
+    counter_add(ctr_->worker[size_t(worker_counter::rx_packets)], n);
+    counter_add(ctr_->worker[size_t(worker_counter::rx_bytes)], rx_bytes);
+  }
 
   // Pass 2: one bulk lookup per family.
   if (n4)

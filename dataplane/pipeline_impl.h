@@ -26,6 +26,7 @@
 #include "nat_ports.h"
 #include "packet_parse.h"
 #include "pipeline.h"
+#include "rss_model.h"
 #include "shm_region.h"
 #include "synproxy.h"
 #include "table_view.h"
@@ -55,7 +56,24 @@ public:
   shm_region& shm_;
   const neighbour_table& neigh_;
   std::vector<rte_ring*> rings_;
-  bool software_steering_ = false;
+
+  // --- steering (pipeline_steering.cc) ---
+  // Several workers: some packets belong to another worker. With hardware RSS
+  // the NIC's queue is trusted for DSR and full NAT (the ports are programmed
+  // with the model's key and RETA, and full-NAT source ports are chosen so that
+  // replies hash to the owner); dnat is always checked. Without it (software),
+  // full NAT is checked against the model too. DSR is never handed over: any
+  // worker schedules a DSR flow to the same backend.
+  bool multi_worker_ = false;
+  bool hardware_rss_ = false;
+  bool has_nat_ = false;  // the current generation has a `nat` service
+  bool has_dnat_ = false; // ... a `dnat` service
+  rss_model rss_;
+  // Packets of the current burst for other workers, sent with one enqueue per
+  // destination at the end of the burst.
+  rte_mbuf* handoff_pkts_[max_burst];
+  uint16_t handoff_dst_[max_burst];
+  uint16_t n_handoff_ = 0;
 
   flow_table<flow_key4> ft4_;
   flow_table<flow_key6> ft6_;
@@ -205,8 +223,17 @@ public:
     const ip_addr& a = nat_.set_addr(e.nat_addr_idx);
     return V6 ? a.bytes.data() : a.v4_ptr();
   }
+  // Owner of the flow of (client address, client port): dnat's rule, since
+  // both directions carry that pair; also the old pools' full-NAT port rule.
   uint16_t owner_of(const uint8_t* addr, uint8_t family, uint16_t port_be) const;
-  int32_t owner_for_tuple(const parsed_packet& p, const uint8_t* l3) const;
+  // The worker that must handle this TCP/UDP packet, or -1 for this one.
+  int32_t steer_owner(const parsed_packet& p, const uint8_t* l3) const;
+  void stage_handoff(rte_mbuf* m, uint16_t owner) {
+    handoff_pkts_[n_handoff_] = m;
+    handoff_dst_[n_handoff_++] = owner;
+  }
+  void flush_handoffs(burst_output& out);
+  void note_generation_modes();
 
   // --- slow paths (pipeline_slow_path.cc) ---
   void handle_arp(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out);

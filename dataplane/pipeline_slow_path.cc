@@ -119,7 +119,7 @@ int32_t pipeline_impl::icmp_error_owner(const uint8_t* frame, const parsed_packe
     std::memcpy(swapped + v4_src, l3 + v4_dst, 4);
     std::memcpy(swapped + v4_dst, l3 + v4_src, 4);
   }
-  return owner_for_tuple(rev, swapped);
+  return steer_owner(rev, swapped);
 }
 
 template <bool V6>

@@ -53,6 +53,7 @@
 #include "scheduler_names.h"
 #include "service_config.h"
 #include "shm_region.h"
+#include "version.h"
 
 namespace {
 
@@ -991,6 +992,10 @@ void run_syn_flood(case_ctx& c, uint32_t flows, const std::string& name) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+    std::printf("sluice-bench %s\n", SLUICE_VERSION);
+    return 0;
+  }
   try {
     options opt = parse_options(argc, argv);
     g_housekeeping = opt.housekeeping;
