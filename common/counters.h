@@ -44,7 +44,12 @@
   X(handoff_ring_full, "owner worker's handoff ring full")                                         \
   X(exception_ring_full, "exception (neighbour) ring full")                                        \
   X(tx_ring_full, "TX queue full")                                                                 \
-  X(udp_bad_length, "UDP length field differs from the IP payload length")
+  X(udp_bad_length, "UDP length field differs from the IP payload length")                         \
+  X(client_rate_limited, "new flow over its client's (prefix's) rate limit for the service")       \
+  X(new_flow_budget, "new flow over the worker's global new-flow budget")                          \
+  X(backend_conn_limit, "new flow whose backend (and retries) are at their connection cap")        \
+  X(syn_cookie_invalid, "ACK without state that carries no valid SYN cookie (synproxy)")           \
+  X(synproxy_pending, "segment of a proxied flow before the backend answered our SYN")
 
 #define SLUICE_WORKER_COUNTERS(X)                                                                  \
   X(rx_packets, "packets received")                                                                \
@@ -75,7 +80,11 @@
   X(flows_evicted_closing, "closing flows (FIN, TIME_WAIT, RST) evicted from a full bucket")       \
   X(flows_evicted_half_open, "half-open flows (SYN without answer) evicted from a full bucket")    \
   X(flows_evicted_unconfirmed, "adopted-without-SYN or unanswered-UDP flows evicted")              \
-  X(flows_evicted_established, "established flows evicted: nothing else was left in the buckets")
+  X(flows_evicted_established, "established flows evicted: nothing else was left in the buckets")  \
+  X(mid_flow_rst_sent, "RSTs sent to clients for nat packets without state")                       \
+  X(nat_port_evictions, "closing flows evicted to free a NAT port for a new flow")                 \
+  X(syn_cookies_sent, "SYN-ACKs with a SYN cookie sent (synproxy)")                                \
+  X(syn_cookies_valid, "ACKs with a valid SYN cookie (synproxy)")
 
 namespace sluice {
 

@@ -19,6 +19,20 @@ struct backend_config {
   uint16_t weight = 1; // 0 = drain: keeps its flows, gets no new ones
   abi::backend_state state = abi::backend_state::up;
   uint32_t rtt_hint_us = 0; // latency from health checks, for least-response-time in DSR modes
+  uint32_t max_conns = 0;   // connection cap, whole balancer (0 = none)
+  uint32_t min_conns = 0;   // reopen below this (0 = 3/4 of max_conns)
+};
+
+// New-flow defence of a service (limits, mid-flow RST, SYN cookies).
+struct flow_defence {
+  uint32_t client_rate = 0;  // new flows/s per client prefix, 0 = unlimited
+  uint32_t client_burst = 0; // 0 = client_rate
+  uint8_t client_prefix4 = 32;
+  uint8_t client_prefix6 = 64;
+  bool mid_flow_rst = true; // nat: RST a non-SYN packet without state
+  abi::synproxy_mode synproxy = abi::synproxy_mode::off;
+  uint32_t synproxy_syn_rate = 10000;  // auto: SYNs/s per worker
+  uint32_t synproxy_half_open = 10000; // auto: half-open flows per worker
 };
 
 // Idle timeouts per flow state, seconds (see dataplane/tcp_fsm.h for the
@@ -67,6 +81,7 @@ struct service_config {
   uint8_t sh_prefix6 = 128;    // sh: affinity per client /prefix (IPv6)
   uint32_t sh_timeout_s = 300; // sh: persistence after the client's last new flow
   flow_timeouts timeouts;
+  flow_defence defence;
   std::vector<backend_config> backends;
 };
 

@@ -30,7 +30,9 @@ namespace sluice::abi {
 inline constexpr uint64_t magic = 0x3145434955'4c53ull; // "SLUICE1" read little-endian
 inline constexpr uint16_t version_major = 1;
 // Minor 1: schedulers, sh/lrt fields. Minor 2: per-state flow timeouts
-// (syn_recv, time_wait, closed, udp_unanswered, adopted) at offsets 72..91.
+// (syn_recv, time_wait, closed, udp_unanswered, adopted) at offsets 72..91;
+// new-flow defence at 96..127 (service) and 36..43 (backend); backend_counters
+// grew to 128 bytes.
 inline constexpr uint16_t version_minor = 2;
 inline constexpr uint32_t cache_line = 64;
 
@@ -58,6 +60,12 @@ inline constexpr uint16_t service_in_use = 1u << 0;
 // being kept until they end. NAT modes only: in DSR the balancer cannot see
 // the connection's return half.
 inline constexpr uint16_t service_reset_on_down = 1u << 1;
+// Since minor 2: service_entry::defence_flags.
+// A non-SYN TCP packet of a `nat` service without state is dropped silently
+// (mid_flow_no_state) instead of being answered with an RST to the client.
+inline constexpr uint8_t service_no_mid_flow_rst = 1u << 0;
+// service_entry::synproxy: when SYNs are answered with cookies (nat, dnat).
+enum class synproxy_mode : uint8_t { off = 0, on = 1, automatic = 2 };
 inline constexpr uint32_t backend_in_use = 1u << 0;
 // Since minor 1: a backend removed from its service whose slot has not been
 // given to another backend yet. It takes no new flows, but flows already
@@ -116,7 +124,16 @@ struct service_entry {
   uint32_t timeout_udp_unanswered_s; // UDP flow with a single datagram so far
   uint32_t timeout_adopted_s;        // created by a non-SYN packet, no traffic since
   uint8_t reserved_flow[4];          // 92..95: flow-state fields to come
-  uint8_t reserved[32];              // 96..127
+  // Since minor 2: new-flow defence (limits, mid-flow RST, SYN cookies).
+  uint32_t client_rate;        // new flows per second per client prefix (balancer), 0 = off
+  uint32_t client_burst;       // bucket depth in flows (0 = client_rate)
+  uint8_t client_prefix4;      // IPv4 clients share a bucket per /client_prefix4
+  uint8_t client_prefix6;      // IPv6 clients share a bucket per /client_prefix6
+  uint8_t synproxy;            // synproxy_mode
+  uint8_t defence_flags;       // service_no_mid_flow_rst
+  uint32_t synproxy_syn_rate;  // auto: SYNs per second on a worker that switch cookies on
+  uint32_t synproxy_half_open; // auto: half-open flows on a worker that switch cookies on
+  uint8_t reserved[12];        // 116..127
 };
 static_assert(sizeof(service_entry) == 128);
 static_assert(offsetof(service_entry, port) == 16);
@@ -140,7 +157,15 @@ static_assert(offsetof(service_entry, timeout_closed_s) == 80);
 static_assert(offsetof(service_entry, timeout_udp_unanswered_s) == 84);
 static_assert(offsetof(service_entry, timeout_adopted_s) == 88);
 static_assert(offsetof(service_entry, reserved_flow) == 92);
-static_assert(offsetof(service_entry, reserved) == 96);
+static_assert(offsetof(service_entry, client_rate) == 96);
+static_assert(offsetof(service_entry, client_burst) == 100);
+static_assert(offsetof(service_entry, client_prefix4) == 104);
+static_assert(offsetof(service_entry, client_prefix6) == 105);
+static_assert(offsetof(service_entry, synproxy) == 106);
+static_assert(offsetof(service_entry, defence_flags) == 107);
+static_assert(offsetof(service_entry, synproxy_syn_rate) == 108);
+static_assert(offsetof(service_entry, synproxy_half_open) == 112);
+static_assert(offsetof(service_entry, reserved) == 116);
 
 // A backend (real server). Slots are global and stable; `incarnation` changes
 // whenever a slot is given to a different backend, which lets the dataplane
@@ -155,7 +180,11 @@ struct backend_entry {
   uint32_t incarnation; // never 0 for an in-use slot
   uint32_t flags;       // backend_in_use
   uint32_t rtt_hint_us; // since minor 1: latency measured by health checks (0 = unknown)
-  uint8_t reserved[28];
+  // Since minor 2: connection cap (IPVS upper/lower thresholds), whole
+  // balancer; each worker applies its share (see dataplane/flow_limits.h).
+  uint32_t max_conns; // 0 = no cap
+  uint32_t min_conns; // reopen below this; 0 = 3/4 of max_conns
+  uint8_t reserved[20];
 };
 static_assert(sizeof(backend_entry) == 64);
 static_assert(offsetof(backend_entry, port) == 16);
@@ -166,6 +195,8 @@ static_assert(offsetof(backend_entry, service) == 22);
 static_assert(offsetof(backend_entry, incarnation) == 24);
 static_assert(offsetof(backend_entry, flags) == 28);
 static_assert(offsetof(backend_entry, rtt_hint_us) == 32);
+static_assert(offsetof(backend_entry, max_conns) == 36);
+static_assert(offsetof(backend_entry, min_conns) == 40);
 
 // VIP index: open addressing with linear probing, capacity a power of two at
 // least twice max_services, so a probe ends within a few entries. Key is
@@ -259,7 +290,7 @@ struct service_counters {
   uint64_t new_flows;
   uint64_t no_backend;   // new flows refused: no backend accepts them
   uint64_t active_flows; // gauge
-  uint64_t reserved;
+  uint64_t limited;      // since minor 2: new flows refused by the client rate or worker budget
 };
 static_assert(sizeof(service_counters) == 64);
 
@@ -272,8 +303,13 @@ struct backend_counters {
   uint64_t rst_from_backend;  // NAT modes: RSTs sent by the backend
   uint64_t icmp_unreachable;  // ICMP unreachable about this backend's flows
   uint64_t handshake_ewma_us; // gauge: SYN → SYN-ACK time seen by this worker (NAT), 0 = none
+  // Since minor 2 (the struct grew from 64 to 128 bytes).
+  uint64_t nat_port_exhausted; // nat: new flows refused, no free local port for this backend
+  uint64_t conn_limited;       // new flows that found this backend at its connection cap
+  uint64_t reserved[6];
 };
-static_assert(sizeof(backend_counters) == 64);
+static_assert(sizeof(backend_counters) == 128);
+static_assert(offsetof(backend_counters, nat_port_exhausted) == 64);
 
 struct worker_counters_block {
   uint64_t worker[worker_counter_count];

@@ -62,6 +62,33 @@ uint64_t realtime_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
+// The new-flow defence fields of a service and the caps of its backends.
+result<void> validate_defence(const service_config& s, const std::string& name) {
+  const flow_defence& d = s.defence;
+  if (d.client_prefix4 < 1 || d.client_prefix4 > 32 || d.client_prefix6 < 1 ||
+      d.client_prefix6 > 128)
+    return make_error(fmt::format("{}: client limit prefixes must be within 1..32 (IPv4) and "
+                                  "1..128 (IPv6) (got /{}, /{})",
+                                  name, unsigned(d.client_prefix4), unsigned(d.client_prefix6)));
+  if (d.client_burst && !d.client_rate)
+    return make_error(fmt::format("{}: client_burst {} needs a client_rate", name, d.client_burst));
+  if (uint8_t(d.synproxy) > uint8_t(abi::synproxy_mode::automatic))
+    return make_error(fmt::format("{}: unknown synproxy mode {}", name, unsigned(d.synproxy)));
+  if (d.synproxy != abi::synproxy_mode::off &&
+      (s.proto != 6 || (s.mode != abi::fwd_mode::nat && s.mode != abi::fwd_mode::dnat)))
+    return make_error(fmt::format("{}: synproxy needs a TCP service in nat or dnat mode", name));
+  if (d.synproxy == abi::synproxy_mode::automatic &&
+      (d.synproxy_syn_rate == 0 || d.synproxy_half_open == 0))
+    return make_error(fmt::format("{}: synproxy auto needs thresholds > 0 (syn_rate {}, "
+                                  "half_open {})",
+                                  name, d.synproxy_syn_rate, d.synproxy_half_open));
+  for (const backend_config& b : s.backends)
+    if (b.min_conns && (!b.max_conns || b.min_conns > b.max_conns))
+      return make_error(fmt::format("{}: backend {}: min_conns {} needs max_conns >= it (got {})",
+                                    name, format_ip(b.addr), b.min_conns, b.max_conns));
+  return {};
+}
+
 } // namespace
 
 service_key key_of(const service_config& s) {
@@ -135,6 +162,8 @@ result<void> table_builder::validate(const std::vector<service_config>& services
       if (uint32_t v = s.timeouts.*tf.member; v == 0 || v > max_flow_timeout_s)
         return make_error(fmt::format("{}: flow timeouts must be > 0 s and at most {} s: {} is {}",
                                       name, max_flow_timeout_s, tf.name, v));
+    if (auto r = validate_defence(s, name); !r)
+      return r;
     const bool maglev = uses_maglev_table(s.scheduler);
     if (maglev && !is_prime(s.maglev_size))
       return make_error(fmt::format("{}: Maglev table size {} is not prime (e.g. 65537, 251, 4099)",
@@ -314,6 +343,8 @@ result<void> table_builder::build(const std::vector<service_config>& services, c
       be.incarnation = a.incarnation;
       be.flags = abi::backend_in_use;
       be.rtt_hint_us = b.rtt_hint_us;
+      be.max_conns = b.max_conns;
+      be.min_conns = b.min_conns;
       backend_limit = std::max(backend_limit, a.slot + 1);
       if (accepts_new_flows(b))
         candidates.push_back(
@@ -323,6 +354,14 @@ result<void> table_builder::build(const std::vector<service_config>& services, c
     e.sh_prefix4 = s.sh_prefix4;
     e.sh_prefix6 = s.sh_prefix6;
     e.sh_timeout_s = s.sh_timeout_s;
+    e.client_rate = s.defence.client_rate;
+    e.client_burst = s.defence.client_burst;
+    e.client_prefix4 = s.defence.client_prefix4;
+    e.client_prefix6 = s.defence.client_prefix6;
+    e.synproxy = uint8_t(s.defence.synproxy);
+    e.defence_flags = s.defence.mid_flow_rst ? 0 : abi::service_no_mid_flow_rst;
+    e.synproxy_syn_rate = s.defence.synproxy_syn_rate;
+    e.synproxy_half_open = s.defence.synproxy_half_open;
     if (!candidates.empty() && uses_maglev_table(s.scheduler)) {
       // validate() checked that every M fits in the pool and M >= backends.
       maglev_populate(candidates, s.maglev_size, t.lookup + lookup_used);

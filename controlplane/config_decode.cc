@@ -160,7 +160,8 @@ void decode_health_into(decoder& d, const YAML::Node& n, const std::string& p, h
 void decode_backend_into(decoder& d, const YAML::Node& n, const std::string& p, backend_config& b,
                          const health_config* service_health = nullptr,
                          std::optional<health_config>* health = nullptr) {
-  auto f = d.fields(n, p, {"address", "port", "weight", "state", "health"});
+  auto f =
+      d.fields(n, p, {"address", "port", "weight", "state", "health", "max_conns", "min_conns"});
   if (!n.IsMap())
     return;
   d.require(f, n, p, {"address"});
@@ -173,6 +174,15 @@ void decode_backend_into(decoder& d, const YAML::Node& n, const std::string& p, 
   if (f.count("weight"))
     if (auto v = d.integer(f["weight"], p + ".weight", 0, 65535))
       b.weight = uint16_t(*v);
+  if (f.count("max_conns"))
+    if (auto v = d.integer(f["max_conns"], p + ".max_conns", 0, 0xffffffffll))
+      b.max_conns = uint32_t(*v);
+  if (f.count("min_conns"))
+    if (auto v = d.integer(f["min_conns"], p + ".min_conns", 0, 0xffffffffll))
+      b.min_conns = uint32_t(*v);
+  if (b.min_conns && (!b.max_conns || b.min_conns > b.max_conns))
+    d.error(f.count("min_conns") ? f["min_conns"] : n, p + ".min_conns",
+            fmt::format("must be <= max_conns ({}), got {}", b.max_conns, b.min_conns));
   if (f.count("state"))
     if (auto v = d.word<abi::backend_state>(f["state"], p + ".state",
                                             "up, down, draining, disabled", parse_state))
@@ -247,11 +257,47 @@ void decode_health_into(decoder& d, const YAML::Node& n, const std::string& p, h
     d.error(f.count("check") ? f["check"] : n, p + ".send", "a udp check needs a payload to send");
 }
 
+// services[].defence: new-flow limits, mid-flow RST, SYN cookies.
+void decode_defence_into(decoder& d, const YAML::Node& n, const std::string& p, flow_defence& x) {
+  auto f = d.fields(n, p,
+                    {"mid_flow_rst", "synproxy", "synproxy_syn_rate", "synproxy_half_open",
+                     "client_rate", "client_burst", "client_prefix4", "client_prefix6"});
+  if (!n.IsMap())
+    return;
+  if (f.count("mid_flow_rst"))
+    if (auto v = d.boolean(f["mid_flow_rst"], p + ".mid_flow_rst"))
+      x.mid_flow_rst = *v;
+  if (f.count("synproxy"))
+    if (auto v = d.word<abi::synproxy_mode>(
+            f["synproxy"], p + ".synproxy", "off, on, auto",
+            [](const std::string& w) -> std::optional<abi::synproxy_mode> {
+              return w == "off"    ? std::optional(abi::synproxy_mode::off)
+                     : w == "on"   ? std::optional(abi::synproxy_mode::on)
+                     : w == "auto" ? std::optional(abi::synproxy_mode::automatic)
+                                   : std::nullopt;
+            }))
+      x.synproxy = *v;
+  const std::pair<const char*, uint32_t*> counts[] = {{"synproxy_syn_rate", &x.synproxy_syn_rate},
+                                                      {"synproxy_half_open", &x.synproxy_half_open},
+                                                      {"client_rate", &x.client_rate},
+                                                      {"client_burst", &x.client_burst}};
+  for (auto [k, dst] : counts)
+    if (f.count(k))
+      if (auto v = d.integer(f[k], p + "." + k, 0, 100000000))
+        *dst = uint32_t(*v);
+  if (f.count("client_prefix4"))
+    if (auto v = d.integer(f["client_prefix4"], p + ".client_prefix4", 1, 32))
+      x.client_prefix4 = uint8_t(*v);
+  if (f.count("client_prefix6"))
+    if (auto v = d.integer(f["client_prefix6"], p + ".client_prefix6", 1, 128))
+      x.client_prefix6 = uint8_t(*v);
+}
+
 void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, named_service& s) {
   auto f = d.fields(n, p,
                     {"name", "vip", "port", "proto", "mode", "scheduler", "hash_src", "sh_prefix4",
                      "sh_prefix6", "sh_timeout", "timeouts", "gue_port", "on_backend_down",
-                     "health", "announce", "quorum", "backends"});
+                     "health", "defence", "announce", "quorum", "backends"});
   if (!n.IsMap())
     return;
   d.require(f, n, p, {"name", "vip", "port"});
@@ -318,6 +364,8 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
   }
   if (f.count("health"))
     decode_health_into(d, f["health"], p + ".health", s.health);
+  if (f.count("defence"))
+    decode_defence_into(d, f["defence"], p + ".defence", s.cfg.defence);
   if (f.count("announce"))
     if (auto v = d.word<announce_policy>(f["announce"], p + ".announce", "quorum, always, never",
                                          parse_announce))

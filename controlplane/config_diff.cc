@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "config_encode.h"
 #include "ip_addr.h"
 #include "scheduler_names.h"
 
@@ -45,6 +46,11 @@ void diff_service(const named_service& a, const named_service& b, std::vector<st
   for (const auto& tf : flow_timeout_fields)
     field(ch, (std::string("timeouts.") + tf.name).c_str(), a.cfg.timeouts.*tf.member,
           b.cfg.timeouts.*tf.member);
+  if (auto da = to_json(a.cfg.defence), db = to_json(b.cfg.defence); da != db)
+    for (auto it = db.begin(); it != db.end(); ++it)
+      if (da[it.key()] != it.value())
+        ch.push_back(
+            fmt::format("defence.{} {} -> {}", it.key(), da[it.key()].dump(), it.value().dump()));
   if (!(a.health == b.health))
     ch.push_back(fmt::format("health {} -> {}", describe(a.health), describe(b.health)));
   if (a.backend_health != b.backend_health)
@@ -65,6 +71,8 @@ void diff_service(const named_service& a, const named_service& b, std::vector<st
     field(bc, "weight", ob->weight, nb.weight);
     field(bc, "state", state_name(ob->state), state_name(nb.state));
     field(bc, "port", ob->port, nb.port);
+    field(bc, "max_conns", ob->max_conns, nb.max_conns);
+    field(bc, "min_conns", ob->min_conns, nb.min_conns);
     for (const auto& c : bc)
       out.push_back(fmt::format("~ backend {} {}: {}", b.name,
                                 format_endpoint(nb.addr, effective_port(b.cfg, nb)), c));

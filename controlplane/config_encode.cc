@@ -84,12 +84,15 @@ std::string to_yaml(const cp_config& c) {
                      unsigned(s.cfg.sh_prefix4), unsigned(s.cfg.sh_prefix6), s.cfg.sh_timeout_s,
                      s.cfg.gue_port, s.cfg.reset_on_down ? "reset" : "keep", timeouts_yaml(t));
     o += fmt::format("    health: {}\n", health_yaml(s.health));
+    o += fmt::format("    defence: {}\n", to_json(s.cfg.defence).dump());
     o += fmt::format("    announce: {}\n    quorum: {}\n", announce_name(s.announce), s.quorum);
     o += s.cfg.backends.empty() ? "    backends: []\n" : "    backends:\n";
     for (const auto& b : s.cfg.backends) {
       auto h = s.backend_health.find(format_endpoint(b.addr, b.port ? b.port : s.cfg.port));
-      o += fmt::format("      - {{address: \"{}\", port: {}, weight: {}, state: {}{}}}\n",
-                       format_ip(b.addr), b.port, b.weight, state_name(b.state),
+      o += fmt::format("      - {{address: \"{}\", port: {}, weight: {}, state: {}, max_conns: {}, "
+                       "min_conns: {}{}}}\n",
+                       format_ip(b.addr), b.port, b.weight, state_name(b.state), b.max_conns,
+                       b.min_conns,
                        h == s.backend_health.end() ? "" : ", health: " + health_yaml(h->second));
     }
   }
@@ -97,10 +100,23 @@ std::string to_yaml(const cp_config& c) {
 }
 
 nlohmann::json to_json(const backend_config& b) {
-  return {{"address", format_ip(b.addr)},
-          {"port", b.port},
-          {"weight", b.weight},
-          {"state", std::string(state_name(b.state))}};
+  return {{"address", format_ip(b.addr)}, {"port", b.port},
+          {"weight", b.weight},           {"state", std::string(state_name(b.state))},
+          {"max_conns", b.max_conns},     {"min_conns", b.min_conns}};
+}
+
+nlohmann::json to_json(const flow_defence& d) {
+  const char* sp = d.synproxy == abi::synproxy_mode::on          ? "on"
+                   : d.synproxy == abi::synproxy_mode::automatic ? "auto"
+                                                                 : "off";
+  return {{"mid_flow_rst", d.mid_flow_rst},
+          {"synproxy", sp},
+          {"synproxy_syn_rate", d.synproxy_syn_rate},
+          {"synproxy_half_open", d.synproxy_half_open},
+          {"client_rate", d.client_rate},
+          {"client_burst", d.client_burst},
+          {"client_prefix4", d.client_prefix4},
+          {"client_prefix6", d.client_prefix6}};
 }
 
 nlohmann::json to_json(const named_service& s) {
@@ -125,6 +141,7 @@ nlohmann::json to_json(const named_service& s) {
           {"gue_port", s.cfg.gue_port},
           {"on_backend_down", s.cfg.reset_on_down ? "reset" : "keep"},
           {"health", to_json(s.health)},
+          {"defence", to_json(s.cfg.defence)},
           {"announce", std::string(announce_name(s.announce))},
           {"quorum", s.quorum},
           {"timeouts", timeouts_json(t)},

@@ -15,5 +15,6 @@ nlohmann::json to_json(const cp_config& c);
 nlohmann::json to_json(const named_service& s);
 nlohmann::json to_json(const backend_config& b);
 nlohmann::json to_json(const health_config& h);
+nlohmann::json to_json(const flow_defence& d);
 
 } // namespace sluice::cp

@@ -48,6 +48,10 @@ po::options_description service_options() {
       "flow adopted mid-connection (no SYN), s (default 10)")(
       "health", po::value<std::string>()->value_name("JSON"),
       "health check as a JSON object, fields as in the config file's `health`")(
+      "defence", po::value<std::string>()->value_name("JSON"),
+      "new-flow defence as a JSON object, fields as in the config file's `defence`")(
+      "synproxy", po::value<std::string>()->value_name("off|on|auto"),
+      "SYN cookies (nat, dnat); same as --defence '{\"synproxy\": ...}'")(
       "announce", po::value<std::string>()->value_name("quorum|always|never"),
       "BGP announcement of the VIP (default quorum)")(
       "quorum", po::value<int64_t>()->value_name("N"),
@@ -62,7 +66,11 @@ po::options_description backend_options() {
       "weight", po::value<int64_t>()->value_name("W"), "weight 0..65535 (default 1)")(
       "state", po::value<std::string>()->value_name("STATE"),
       "up|down|draining|disabled")("health", po::value<std::string>()->value_name("JSON"),
-                                   "this backend's health-check override as a JSON object");
+                                   "this backend's health-check override as a JSON object")(
+      "max-conns", po::value<int64_t>()->value_name("N"),
+      "connection cap, whole balancer (default 0 = none)")(
+      "min-conns", po::value<int64_t>()->value_name("N"),
+      "takes new flows again below this (default 0 = 3/4 of max-conns)");
   return d;
 }
 
@@ -147,6 +155,14 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
       f["timeouts"][tf.name] = (*vm)[opt].as<int64_t>();
   if (auto r = add_health(*vm, f); !r)
     return r.err();
+  if (vm->count("defence")) {
+    json d = json::parse((*vm)["defence"].as<std::string>(), nullptr, false);
+    if (d.is_discarded() || !d.is_object())
+      return make_error("--defence: expected a JSON object");
+    f["defence"] = d;
+  }
+  if (vm->count("synproxy"))
+    f["defence"]["synproxy"] = (*vm)["synproxy"].as<std::string>();
   return f;
 }
 
@@ -158,6 +174,10 @@ result<json> parse_backend_fields(const std::string& addr, const std::vector<std
   for (const char* k : {"port", "weight"})
     if (vm->count(k))
       b[k] = (*vm)[k].as<int64_t>();
+  if (vm->count("max-conns"))
+    b["max_conns"] = (*vm)["max-conns"].as<int64_t>();
+  if (vm->count("min-conns"))
+    b["min_conns"] = (*vm)["min-conns"].as<int64_t>();
   if (vm->count("state"))
     b["state"] = (*vm)["state"].as<std::string>();
   if (auto r = add_health(*vm, b); !r)
@@ -212,6 +232,8 @@ std::string save_text(const json& c) {
                 ds.timeouts.*tf.member);
     if (s.contains("health") && s["health"].value("check", std::string("none")) != "none")
       o += " --health " + one_word(s["health"]);
+    if (s.contains("defence"))
+      o += " --defence " + one_word(s["defence"]);
     o += "\n";
     for (const auto& b : s.at("backends")) {
       o += fmt::format("backend add {} {}", s.at("name").get<std::string>(),
@@ -222,6 +244,9 @@ std::string save_text(const json& c) {
         o += fmt::format(" --weight {}", b.at("weight").get<int>());
       if (b.at("state").get<std::string>() != "up")
         o += " --state " + b.at("state").get<std::string>();
+      if (b.value("max_conns", 0) || b.value("min_conns", 0))
+        o += fmt::format(" --max-conns {} --min-conns {}", b.value("max_conns", 0),
+                         b.value("min_conns", 0));
       if (b.contains("health"))
         o += " --health " + one_word(b["health"]);
       o += "\n";

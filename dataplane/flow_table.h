@@ -90,21 +90,24 @@ enum class flow_kind : uint8_t { forward = 0, reply = 1 };
 struct flow_entry {
   uint32_t backend;     // backend slot
   uint32_t incarnation; // backend incarnation when the flow was scheduled
-  uint32_t hash;        // flow hash: Maglev input, GUE source port, encap source
+  uint32_t hash;        // flow hash: Maglev input, GUE source port, encap source; synproxy
+                        // flows (nat, dnat): our ISN to the client, then the seq delta
   uint32_t peer;        // forward: reply position + 1 (0 = none); reply: forward position
   uint32_t timeout_ms;  // idle timeout of the current state
   uint32_t syn_us;      // worker microsecond clock when the SYN was forwarded
   uint16_t service;     // service index
   flow_kind kind;
   flow_state state;
-  uint8_t fins;          // tcp_track::fins
-  uint8_t mode;          // abi::fwd_mode at creation
-  uint8_t syn_answered;  // NAT modes: backend sent SYN-ACK
-  uint8_t active;        // counted in the active (1) or inactive (0) gauges
-  uint16_t nat_port;     // full NAT: local source port, network order
-  uint16_t nat_addr_idx; // full NAT: index into the worker's pool addresses
-  uint8_t client_mac[6]; // where replies to the client go (NAT modes)
-  uint8_t reserved[6];
+  uint8_t fins;              // tcp_track::fins
+  uint8_t mode;              // abi::fwd_mode at creation
+  uint8_t syn_answered;      // NAT modes: backend sent SYN-ACK
+  uint8_t active;            // counted in the active (1) or inactive (0) gauges
+  uint16_t nat_port;         // full NAT: local source port, network order
+  uint16_t nat_addr_idx;     // full NAT: the flow's port set (nat_ports.h): pool address + endpoint
+  uint8_t client_mac[6];     // where replies to the client go (NAT modes)
+  uint8_t synproxy;          // synproxy_state (synproxy.h); `hash` then holds its sequence numbers
+  uint8_t half_open_counted; // counted in the worker's half-open gauge (synproxy auto)
+  uint8_t reserved[4];
 };
 static_assert(sizeof(flow_entry) == 48);
 

@@ -71,23 +71,8 @@ result<void> pipeline_impl::init() {
   if (auto r = ft6_.init(n6.c_str(), cap6, mix64(seed), mem); !r)
     return r;
 
-  if (cfg_.nat_port_min == 0 || cfg_.nat_port_min > cfg_.nat_port_max)
-    return make_error(
-        fmt::format("NAT port range {}-{} is empty", cfg_.nat_port_min, cfg_.nat_port_max));
-  for (const ip_addr& a : cfg_.nat_pool) {
-    nat_port_pool pool;
-    pool.addr = a;
-    pool.free_ports.reserve(size_t(cfg_.nat_port_max - cfg_.nat_port_min + 1) /
-                            (cfg_.n_workers ? cfg_.n_workers : 1));
-    // Push in descending order so ports are handed out ascending.
-    for (uint32_t port = cfg_.nat_port_max; port >= cfg_.nat_port_min; --port) {
-      uint16_t be = rte_cpu_to_be_16(uint16_t(port));
-      if (!multi_worker_ || owner_of(a.is_v4() ? a.v4_ptr() : a.bytes.data(), a.is_v4() ? 4 : 6,
-                                     be) == cfg_.worker_id)
-        pool.free_ports.push_back(be);
-    }
-    (a.is_v4() ? pool4_ : pool6_).push_back(std::move(pool));
-  }
+  if (auto r = init_defence(); !r)
+    return r;
   vip_addrs_.reserve(shm_.caps().max_services);
   start_tsc_ = rte_rdtsc();
   uint64_t hz = rte_get_tsc_hz();
@@ -126,6 +111,7 @@ void pipeline_impl::begin_burst(uint64_t now_tsc) {
     if (!seen && vip_addrs_.size() < vip_addrs_.capacity())
       vip_addrs_.push_back(a);
   }
+  publish_defence();
   note_generation_modes();
   store_release(ack_->acked_generation, g);
   count(worker_counter::generation_changes);

@@ -76,6 +76,13 @@ struct pipeline_config {
   uint32_t affinity_capacity = 1u << 20; // sh: client prefixes remembered (shared by workers)
   uint16_t nat_port_min = 1024;          // full-NAT source port range
   uint16_t nat_port_max = 65535;
+  // New-flow admission (flow_limits.h): client prefixes remembered per worker
+  // for the services' client rates, and the worker's global new-flow budget
+  // (new flows per second for the whole balancer, divided among workers; 0 =
+  // none; burst 0 = one second's worth).
+  uint32_t client_limit_entries = 65536;
+  uint32_t new_flow_budget = 0;
+  uint32_t new_flow_budget_burst = 0;
   steering_config steering;
   int socket_id = 0; // NUMA node for the flow tables
 };

@@ -6,6 +6,9 @@
 //   pipeline_rewrite.cc    per-mode rewrite towards the backend or the client
 //   pipeline_slow_path.cc  ARP/ND, ICMP echo and errors, too-big, flow reset
 //   pipeline_sweep.cc      release, eviction and the expiry sweep
+//   pipeline_defence.cc    new-flow admission (limits, caps), full-NAT ports,
+//                          mid-flow RST
+//   pipeline_synproxy.cc   SYN cookies and the proxied handshake (nat, dnat)
 //   pipeline.cc            set-up, generations, the public wrapper
 // Everything here is owned by exactly one worker thread.
 #pragma once
@@ -18,20 +21,17 @@
 #include <rte_ring.h>
 
 #include "backend_scheduler.h"
+#include "flow_limits.h"
 #include "flow_table.h"
+#include "nat_ports.h"
 #include "packet_parse.h"
 #include "pipeline.h"
 #include "rss_model.h"
 #include "shm_region.h"
+#include "synproxy.h"
 #include "table_view.h"
 
 namespace sluice::dp {
-
-// Free full-NAT source ports of one pool address that this worker owns.
-struct nat_port_pool {
-  ip_addr addr;
-  std::vector<uint16_t> free_ports; // network order; used as a stack
-};
 
 class pipeline_impl {
 public:
@@ -77,7 +77,14 @@ public:
 
   flow_table<flow_key4> ft4_;
   flow_table<flow_key6> ft6_;
-  std::vector<nat_port_pool> pool4_, pool6_;
+  nat_ports nat_;      // full-NAT source ports (nat_addr_idx of a flow = its port set)
+  flow_limits limits_; // new-flow admission
+  syn_cookie_secret cookie_secret_;
+  uint32_t syn_window_ms_ = 0;       // start of the current 1-second SYN count window
+  uint32_t syn_count_ = 0;           // SYNs to synproxy services in the current window
+  uint32_t syn_count_prev_ = 0;      // ... in the previous window
+  uint32_t half_open_ = 0;           // nat/dnat flows in a half-open state on this worker
+  uint32_t synproxy_auto_until_ = 0; // auto mode stays on until then (worker ms)
 
   table_view view_;
   uint64_t gen_ = ~0ull;
@@ -143,6 +150,54 @@ public:
                   const flow_entry* fe, const abi::service_entry& svc, side rx, burst_output& out);
   bool set_backend_macs(rte_mbuf* m, uint16_t l2_len, uint32_t backend, burst_output& out);
 
+  // --- new-flow defence and NAT ports (pipeline_defence.cc) ---
+  void publish_defence();
+  result<void> init_defence();
+  // Budget and client rate of service `svc`; drops (counted) and returns false
+  // when a limit refuses the new flow. `client` is 16 bytes.
+  template <bool V6>
+  bool admit_new_flow(rte_mbuf* m, int32_t svc, const uint8_t* client, burst_output& out);
+  // The scheduler's pick, skipping backends at their connection cap.
+  int32_t pick_backend(uint32_t svc, const abi::service_entry& s, uint64_t h64,
+                       const uint8_t* client);
+  // A local port for flow `e` towards backend `b`; evicts the oldest closing
+  // flow holding one when none is free. Fills nat_addr_idx (the set) and nat_port.
+  template <bool V6> bool take_nat_port(flow_entry& e, uint32_t b, uint32_t hash);
+  // Called by set_state after every state change of the flow at `pos`: a `nat`
+  // flow entering a closing state becomes a port-eviction candidate, and the
+  // worker's half-open gauge (synproxy auto) follows nat/dnat flows.
+  void defence_state_change(flow_entry& e, flow_state before, int32_t pos) {
+    bool nat_modes = abi::fwd_mode(e.mode) <= abi::fwd_mode::dnat;
+    bool half = nat_modes && state_evict_class(e.state) == evict_class::half_open;
+    if (half != bool(e.half_open_counted)) {
+      e.half_open_counted = half;
+      half_open_ = half ? half_open_ + 1 : half_open_ - 1;
+    }
+    if (abi::fwd_mode(e.mode) == abi::fwd_mode::nat &&
+        state_evict_class(e.state) == evict_class::closing &&
+        state_evict_class(before) != evict_class::closing)
+      nat_.note_closing(e.nat_addr_idx, uint32_t(pos));
+  }
+  template <bool V6>
+  void mid_flow_no_state(rte_mbuf* m, const parsed_packet& p, const abi::service_entry& s,
+                         burst_output& out);
+  bool is_nat_pool(const uint8_t* addr, uint8_t family) const;
+
+  // --- synproxy (pipeline_synproxy.cc) ---
+  // Whether SYNs to `s` get cookies now; `syn` counts one more SYN for auto.
+  bool synproxy_active(const abi::service_entry& s, bool syn);
+  template <bool V6> void synproxy_syn(rte_mbuf* m, const parsed_packet& p, burst_output& out);
+  template <bool V6> bool synproxy_cookie_ok(rte_mbuf* m, const parsed_packet& p, syn_options& o);
+  // Turns the client's cookie ACK (in `m`, parsed as `q`) into our SYN to the
+  // backend and marks the new flow `e` as proxied.
+  template <bool V6>
+  bool synproxy_open_backend(rte_mbuf* m, parsed_packet& q, flow_entry& e, const syn_options& o);
+  // A backend packet of a flow still waiting for the backend's SYN-ACK: true
+  // when consumed (answered or dropped), false to forward it as usual.
+  template <bool V6>
+  bool synproxy_backend_packet(rte_mbuf* m, const parsed_packet& p, int32_t fpos, flow_entry& e,
+                               burst_output& out);
+
   // --- release, eviction, sweep (pipeline_sweep.cc) ---
   template <bool V6> void release_flow(int32_t pos, bool expired);
   // A way for a new entry with table hash `h`: free, or freed by evicting the
@@ -165,7 +220,7 @@ public:
   }
   // Full NAT: the flow's local source address (v4: 4 bytes, network order).
   template <bool V6> const uint8_t* nat_addr(const flow_entry& e) const {
-    const ip_addr& a = (V6 ? pool6_ : pool4_)[e.nat_addr_idx].addr;
+    const ip_addr& a = nat_.set_addr(e.nat_addr_idx);
     return V6 ? a.bytes.data() : a.v4_ptr();
   }
   // Owner of the flow of (client address, client port): dnat's rule, since

@@ -50,8 +50,20 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   if (tcp && (p.tcp_flags & tcp_rst))
     return drop(m, drop_reason::rst_no_state, out);
   bool syn = tcp && (p.tcp_flags & (tcp_syn | tcp_ack)) == tcp_syn;
-  if (tcp && mode == fwd_mode::nat && !syn)
-    return drop(m, drop_reason::mid_flow_no_state, out);
+  syn_options cookie;
+  bool proxied = false;
+  if (tcp && s.synproxy) [[unlikely]] {
+    if (syn) {
+      if (synproxy_active(s, true))
+        return synproxy_syn<V6>(m, p, out);
+    } else if ((p.tcp_flags & (tcp_ack | tcp_syn | tcp_fin)) == tcp_ack) {
+      proxied = synproxy_cookie_ok<V6>(m, p, cookie);
+      if (!proxied && synproxy_active(s, false))
+        return drop(m, drop_reason::syn_cookie_invalid, out);
+    }
+  }
+  if (tcp && mode == fwd_mode::nat && !syn && !proxied)
+    return mid_flow_no_state<V6>(m, p, s, out);
 
   using key_t = std::conditional_t<V6, flow_key6, flow_key4>;
   key_t key{};
@@ -74,7 +86,11 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     ip_addr a = ip_addr::from_v4_be(key.src);
     std::memcpy(client, a.bytes.data(), 16);
   }
-  int32_t b = sched_.pick(view_, uint32_t(svc), s, h64, client, now_ms_, abs_ms_);
+  if (!admit_new_flow<V6>(m, svc, client, out))
+    return;
+  int32_t b = pick_backend(uint32_t(svc), s, h64, client);
+  if (b == -2)
+    return drop(m, drop_reason::backend_conn_limit, out);
   if (b < 0) {
     counter_add(svc_ctr_[svc].no_backend, 1);
     return drop(m, drop_reason::no_backend, out);
@@ -117,32 +133,19 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     rkey.sport = bport;
     rkey.proto = p.proto;
     if (mode == fwd_mode::nat) {
-      auto& pools = V6 ? pool6_ : pool4_;
-      if (pools.empty()) {
+      if (!nat_.slot_sets(uint32_t(b))) {
         ft.erase(pos);
         return drop(m, drop_reason::nat_no_pool_address, out);
       }
-      uint32_t pi = hash % pools.size();
-      nat_port_pool* pool = nullptr;
-      for (uint32_t t = 0; t < pools.size(); ++t) {
-        nat_port_pool& cand = pools[(pi + t) % pools.size()];
-        if (!cand.free_ports.empty()) {
-          pool = &cand;
-          pi = (pi + t) % uint32_t(pools.size());
-          break;
-        }
-      }
-      if (!pool) {
+      if (!take_nat_port<V6>(e, uint32_t(b), hash)) {
         ft.erase(pos);
+        counter_add(be_ctr_[b].nat_port_exhausted, 1);
         return drop(m, drop_reason::nat_port_exhausted, out);
       }
-      e.nat_port = pool->free_ports.back();
-      pool->free_ports.pop_back();
-      e.nat_addr_idx = uint16_t(pi);
       if constexpr (V6)
-        std::memcpy(rkey.dst, pool->addr.bytes.data(), 16);
+        std::memcpy(rkey.dst, nat_addr<V6>(e), 16);
       else
-        std::memcpy(&rkey.dst, pool->addr.v4_ptr(), 4);
+        std::memcpy(&rkey.dst, nat_addr<V6>(e), 4);
       rkey.dport = e.nat_port;
     } else {
       std::memcpy(&rkey.dst, &key.src, sizeof(key.src));
@@ -154,10 +157,8 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     bool conflict = ft.lookup(rkey, rh) >= 0;
     int32_t rpos = conflict ? -1 : take_slot<V6>(rh, true, pos);
     if (rpos < 0) {
-      if (mode == fwd_mode::nat) {
-        auto& pools = V6 ? pool6_ : pool4_;
-        pools[e.nat_addr_idx].free_ports.push_back(e.nat_port);
-      }
+      if (mode == fwd_mode::nat)
+        nat_.release(nat_lease{e.nat_addr_idx, e.nat_port});
       ft.erase(pos);
       return drop(m, conflict ? drop_reason::reply_tuple_conflict : drop_reason::flow_table_full,
                   out);
@@ -176,9 +177,18 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   counter_add(ctr_->worker[size_t(worker_counter::flows_active)], 1);
   counter_add(svc_ctr_[svc].new_flows, 1);
   counter_add(be_ctr_[b].new_flows, 1);
-  tcp_track first = tcp ? tcp_first(p.tcp_flags) : tcp_track{flow_state::udp_unanswered, 0};
+  tcp_track first = proxied ? tcp_track{flow_state::syn, 0}
+                    : tcp   ? tcp_first(p.tcp_flags)
+                            : tcp_track{flow_state::udp_unanswered, 0};
   set_state<V6>(pos, e, first, s);
   touch<V6>(pos, e);
+  if (proxied) [[unlikely]] {
+    parsed_packet q = p;
+    if (synproxy_open_backend<V6>(m, q, e, cookie))
+      return to_backend<V6>(m, q, uint32_t(b), uint8_t(mode), hash, &e, s, rx, out);
+    release_flow<V6>(pos, false);
+    return drop(m, drop_reason::no_headroom, out);
+  }
   to_backend<V6>(m, p, uint32_t(b), uint8_t(mode), hash, &e, s, rx, out);
 }
 
@@ -205,6 +215,8 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
     release_flow<V6>(pos, is_expired && !stale);
     return handle_miss<V6>(m, p, rx, out);
   }
+  if (e.synproxy == synproxy_backend_syn && !(p.tcp_flags & tcp_rst)) [[unlikely]]
+    return drop(m, drop_reason::synproxy_pending, out);
   const abi::service_entry& s = view_.services[e.service];
   track_packet<V6>(pos, e, p, true, s);
   to_backend<V6>(m, p, e.backend, e.mode, e.hash, &e, s, rx, out);

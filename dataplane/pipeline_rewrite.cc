@@ -51,6 +51,8 @@ void pipeline_impl::to_backend(rte_mbuf* m, const parsed_packet& p, uint32_t b, 
       if (mode == fwd_mode::nat)
         rewrite_v4(l3, l4, p.proto, false, ld32(nat_addr<V6>(*fe)), fe->nat_port, p.l4_len);
     }
+    if (fe && fe->synproxy == synproxy_open && (p.tcp_flags & tcp_ack)) [[unlikely]]
+      tcp_shift(l4, 8, fe->hash); // acknowledgement: our sequence space -> the backend's
     break;
   }
   case fwd_mode::dsr_l2:
@@ -133,6 +135,9 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
   }
   const auto* fkey = ft.key_ptr(fpos);
   const abi::service_entry& s = view_.services[e.service];
+  if (e.synproxy == synproxy_backend_syn && p.proto == proto_tcp &&
+      synproxy_backend_packet<V6>(m, p, fpos, e, out)) [[unlikely]]
+    return;
   track_packet<V6>(fpos, e, p, false, s);
   uint32_t frame_len = uint32_t(p.l3_off) + p.l3_len;
   if (m->data_len > frame_len)
@@ -140,6 +145,8 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* l3 = frame + p.l3_off;
   uint8_t* l4 = frame + p.l4_off;
+  if (e.synproxy == synproxy_open) [[unlikely]]
+    tcp_shift(l4, 4, 0u - e.hash); // sequence: the backend's space -> ours
   if constexpr (V6) {
     rewrite_v6(l3, l4, p.proto, false, fkey->dst, fkey->dport, p.l4_len);
     if (fwd_mode(e.mode) == fwd_mode::nat)

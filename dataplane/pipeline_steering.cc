@@ -69,14 +69,14 @@ int32_t pipeline_impl::steer_owner(const parsed_packet& p, const uint8_t* l3) co
   } else {
     // Not for a VIP: a reply from a backend (or traffic nobody serves, which
     // the owner drops as well as any worker would). The local port of a full-NAT
-    // flow is chosen from its owner's share: (pool address, port) maps to it.
-    bool to_pool = false;
-    for (const auto& pool : v4 ? pool4_ : pool6_)
-      to_pool = to_pool || std::memcmp(v4 ? pool.addr.v4_ptr() : pool.addr.bytes.data(), dst,
-                                       v4 ? 4 : 16) == 0;
+    // flow is chosen from its owner's share (nat_ports.h): the reply's 5-tuple
+    // RSS hash selects the owner.
+    bool to_pool = is_nat_pool(dst, p.family);
     if (!to_pool && !has_dnat_)
       return -1;
-    owner = owner_of(dst, p.family, p.dport);
+    owner = to_pool ? nat_.reply_owner(packet_addr(l3, p.family, false), p.sport,
+                                       packet_addr(l3, p.family, true), p.dport)
+                    : owner_of(dst, p.family, p.dport);
   }
   return owner == cfg_.worker_id ? -1 : owner;
 }

@@ -17,15 +17,14 @@ template <bool V6> void pipeline_impl::release_flow(int32_t pos, bool was_expire
     return;
   if (e.peer) {
     ft.erase(int32_t(e.peer - 1));
-    if (fwd_mode(e.mode) == fwd_mode::nat) {
-      auto& pools = V6 ? pool6_ : pool4_;
-      if (e.nat_addr_idx < pools.size())
-        pools[e.nat_addr_idx].free_ports.push_back(e.nat_port);
-    }
+    if (fwd_mode(e.mode) == fwd_mode::nat)
+      nat_.release(nat_lease{e.nat_addr_idx, e.nat_port});
   }
   if (was_expired && e.state == flow_state::syn &&
       (fwd_mode(e.mode) == fwd_mode::nat || fwd_mode(e.mode) == fwd_mode::dnat) && !e.syn_answered)
     counter_add(be_ctr_[e.backend].syn_unanswered, 1);
+  if (e.half_open_counted)
+    --half_open_;
   if (was_expired)
     count(worker_counter::flows_expired);
   counter_sub(ctr_->worker[size_t(worker_counter::flows_active)], 1);

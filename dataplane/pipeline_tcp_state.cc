@@ -17,6 +17,7 @@ template <bool V6>
 void pipeline_impl::set_state(int32_t fpos, flow_entry& e, tcp_track t,
                               const abi::service_entry& s) {
   auto& ft = table<V6>();
+  flow_state before = e.state;
   e.state = t.state;
   e.fins = t.fins;
   e.timeout_ms = timeout_for(s, t.state);
@@ -35,6 +36,7 @@ void pipeline_impl::set_state(int32_t fpos, flow_entry& e, tcp_track t,
       counter_sub(be_ctr_[e.backend].active_flows, 1);
     }
   }
+  defence_state_change(e, before, fpos);
 }
 
 template <bool V6>

@@ -83,7 +83,9 @@ const std::vector<std::string> all_cases = {"floor",
                                             "new-flow-random",
                                             "new-flow-two-choices",
                                             "new-flow-least-bandwidth",
-                                            "new-flow-least-response-time"};
+                                            "new-flow-least-response-time",
+                                            "syn-flood-cookies",
+                                            "syn-flood-no-cookies"};
 
 struct options {
   std::vector<std::string> cases;
@@ -109,6 +111,8 @@ void usage(FILE* f) {
                "        into a saturated table, every insert evicting a half-open flow)\n"
                "       (SCHEDULER: maglev rr wrr lc wlc sh random two-choices\n"
                "        least-bandwidth least-response-time; new-flow = new-flow-maglev)\n"
+               "       syn-flood-cookies syn-flood-no-cookies (spoofed SYNs to a nat VIP with\n"
+               "        synproxy on: a cookie SYN-ACK each; off: a full-NAT flow each)\n"
                "flows: default 1,1024,1048576; --quick: 1,1024, 3 runs, 50 ms per run\n"
                "--capacity and --no-housekeeping are diagnostics (default: capacity sized to\n"
                "the case, housekeeping once per burst as the worker loop does).\n"
@@ -254,7 +258,8 @@ inline mac6 backend_mac(uint32_t ip_host) {
 constexpr uint32_t ip4(int a, int b, int c, int d) {
   return uint32_t(a) << 24 | uint32_t(b) << 16 | uint32_t(c) << 8 | uint32_t(d);
 }
-const uint32_t vip_ipip = ip4(10, 0, 0, 1), vip_gue = ip4(10, 0, 0, 2), vip_nat = ip4(10, 0, 0, 3);
+const uint32_t vip_ipip = ip4(10, 0, 0, 1), vip_gue = ip4(10, 0, 0, 2), vip_nat = ip4(10, 0, 0, 3),
+               vip_synproxy = ip4(10, 0, 0, 4);
 constexpr uint16_t vip_port = 80, nat_backend_port = 8080;
 constexpr int n_backends = 16;
 constexpr int n_nat_addrs = 24;    // 24 x 64512 ports > 1M NAT flows
@@ -458,7 +463,9 @@ public:
         ipip,
         service(vip_gue, abi::fwd_mode::dsr_gue, ip4(10, 1, 1, 0), 0),
         service(vip_nat, abi::fwd_mode::nat, ip4(10, 2, 0, 0), nat_backend_port),
+        service(vip_synproxy, abi::fwd_mode::nat, ip4(10, 2, 1, 0), nat_backend_port),
     };
+    services.back().defence.synproxy = abi::synproxy_mode::on;
     auto g = pub_->publish(services, std::chrono::milliseconds(2000));
     if (!g)
       fail("publish: " + g.error_message());
@@ -890,6 +897,98 @@ void run_new_flow(case_ctx& c, uint32_t flows, const std::string& name, abi::sch
   c.env.publish(abi::scheduler_kind::maglev);
 }
 
+// Spoofed SYNs (fresh tuples) to a nat VIP. With cookies (synproxy on) each is
+// answered in place with a SYN-ACK and no state: the table holds `flows`
+// established-looking flows that stay untouched. Without, each creates a
+// full-NAT flow (forward and reply entries, a local port): chunks of 1024 are
+// timed and then released again (untimed), like new-flow.
+void run_syn_flood(case_ctx& c, uint32_t flows, const std::string& name) {
+  constexpr uint32_t chunk = 1024;
+  const bool cookies = name == "syn-flood-cookies";
+  const uint32_t vip = cookies ? vip_synproxy : vip_nat;
+  uint32_t capacity = capacity_for(2 * (flows + chunk));
+  auto pl = c.env.make_pipeline(capacity);
+  rte_mbuf** mbufs = c.env.mbufs();
+  auto& impl = pl->impl();
+  {
+    // The table's fill: `flows` flows of the plain nat VIP.
+    std::vector<tmpl> syn(flows);
+    for (uint32_t i = 0; i < flows; ++i) {
+      client_tuple t = tuple_for(i);
+      build_tcp4(syn[i], own_mac, client_mac, t.ip, vip_nat, t.port, vip_port, tcp_syn, i);
+    }
+    send_all(*pl, mbufs, syn.data(), flows, dp::client_side, dp::backend_side, expect::nat_forward);
+  }
+  uint32_t next_id = flows;
+  std::vector<tmpl> ts(chunk);
+  std::vector<dp::flow_key4> keys(chunk);
+  auto make_chunk = [&] {
+    for (uint32_t i = 0; i < chunk; ++i) {
+      client_tuple t = tuple_for(next_id++);
+      build_tcp4(ts[i], own_mac, client_mac, t.ip, vip, t.port, vip_port, tcp_syn, i);
+      keys[i] = key_for(t.ip, vip, t.port, vip_port);
+    }
+  };
+  auto release_chunk = [&] {
+    if (cookies)
+      return;
+    for (auto& k : keys) {
+      int32_t pos = impl.ft4_.lookup(k);
+      if (pos < 0)
+        fail("syn-flood: a SYN created no flow");
+      impl.release_flow<false>(pos, false);
+    }
+  };
+  const dp::side out_side = cookies ? dp::client_side : dp::backend_side;
+  auto check_chunk_output = [&](dp::burst_output& out, uint32_t k) {
+    if (out.n_tx[out_side] != k || out.n_dropped)
+      fail(fmt::format("{}: {} of {} SYNs answered/forwarded, {} dropped", name, out.n_tx[out_side],
+                       k, out.n_dropped));
+    if (cookies)
+      for (uint32_t j = 0; j < k; ++j) {
+        const uint8_t* f = rte_pktmbuf_mtod(out.tx[out_side][j], const uint8_t*);
+        if (std::memcmp(f, client_mac.data(), 6) != 0 || f[14 + 20 + 13] != (tcp_syn | tcp_ack) ||
+            get32(f + 14 + 12) != vip_synproxy)
+          fail("syn-flood-cookies: output is not a SYN-ACK from the VIP");
+      }
+  };
+  const uint64_t active_before = pl->flows_active();
+  result_line r{name, flows, capacity, {}, c.huge};
+  dp::burst_output out;
+  for (int run = -1; run < c.opt.runs; ++run) { // run -1: validated warm-up
+    clk::duration elapsed{};
+    uint64_t pkts = 0;
+    uint32_t mi = 0;
+    while (seconds(elapsed) < (run < 0 ? 0.0 : c.opt.min_time_s) || !pkts) {
+      make_chunk();
+      auto t0 = clk::now();
+      for (uint32_t i = 0; i < chunk; i += burst) {
+        rte_mbuf** b = mbufs + mi;
+        mi = (mi + burst) & (n_mbufs - 1);
+        for (uint32_t j = 0; j < burst; ++j)
+          reset_mbuf(b[j], ts[i + j], frame_len);
+        uint64_t now = rte_rdtsc();
+        pl->begin_burst(now);
+        out.clear();
+        pl->process(b, burst, dp::client_side, false, out);
+        if (g_housekeeping)
+          pl->housekeeping(now);
+        if (run < 0)
+          check_chunk_output(out, burst);
+      }
+      elapsed += clk::now() - t0;
+      pkts += chunk;
+      release_chunk();
+    }
+    if (run >= 0)
+      r.ns.push_back(seconds(elapsed) * 1e9 / double(pkts));
+  }
+  if (cookies && pl->flows_active() != active_before)
+    fail("syn-flood-cookies: SYNs created state");
+  check_no_drops(c.env, 0, name);
+  print(r);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -920,6 +1019,8 @@ int main(int argc, char** argv) {
             run_new_flow(c, flows, name, abi::scheduler_kind::maglev);
           else if (name == "new-flow-full")
             run_new_flow(c, flows, name, abi::scheduler_kind::maglev, true);
+          else if (name.rfind("syn-flood-", 0) == 0)
+            run_syn_flood(c, flows, name);
           else if (name.rfind("new-flow-", 0) == 0)
             run_new_flow(c, flows, name, *scheduler_from_name(name.substr(9)));
           else

@@ -348,10 +348,42 @@ std::vector<packet_case> cases() {
                {svc4(fwd_mode::dsr_ipip)},
                {{frame4(ip4(C4, VIP4, 6, tcp(40000, 80, RST))), dp::client_side, std::nullopt,
                  dp::client_side, drop_reason::rst_no_state}}});
-  t.push_back({"full NAT needs a SYN to start a flow",
-               {svc4(fwd_mode::nat)},
-               {{frame4(ip4(C4, VIP4, 6, tcp(40000, 80, ACK))), dp::client_side, std::nullopt,
-                 dp::client_side, drop_reason::mid_flow_no_state}}});
+  {
+    // A mid-flow packet without state: an RST back to the client (default), or
+    // a silent drop with defence.mid_flow_rst off.
+    service_config quiet = svc4(fwd_mode::nat);
+    quiet.defence.mid_flow_rst = false;
+    t.push_back({"full NAT needs a SYN to start a flow (mid_flow_rst off: dropped)",
+                 {quiet},
+                 {{frame4(ip4(C4, VIP4, 6, tcp(40000, 80, ACK))), dp::client_side, std::nullopt,
+                   dp::client_side, drop_reason::mid_flow_no_state}}});
+    auto no_window = [](bytes t) {
+      put16(t, 14, 0);
+      return t;
+    };
+    t.push_back({"full NAT mid-flow ACK without state: RST with seq = its ACK, from the VIP",
+                 {svc4(fwd_mode::nat)},
+                 {{frame4(ip4(C4, VIP4, 6, tcp(40000, 80, ACK | 0x08, payload(10), 1000, 5001))),
+                   dp::client_side,
+                   frame4(ip4(VIP4, C4, 6, no_window(tcp(80, 40000, RST, {}, 5001, 0))), client_mac,
+                          own_mac),
+                   dp::client_side}}});
+    t.push_back({"full NAT mid-flow segment without ACK: RST|ACK acknowledging it",
+                 {svc4(fwd_mode::nat)},
+                 {{frame4(ip4(C4, VIP4, 6, tcp(40000, 80, 0x08 | 0x01, payload(10), 1000)), own_mac,
+                          client_mac, 7),
+                   dp::client_side,
+                   frame4(ip4(VIP4, C4, 6, no_window(tcp(80, 40000, RST | ACK, {}, 0, 1011))),
+                          client_mac, own_mac, 7),
+                   dp::client_side}}});
+    t.push_back({"full NAT mid-flow v6 ACK without state: RST",
+                 {svc6(fwd_mode::nat)},
+                 {{frame6(ip6(C6, VIP6, 6, tcp(40000, 80, ACK, payload(3), 1000, 0xfffffff0u))),
+                   dp::client_side,
+                   frame6(ip6(VIP6, C6, 6, no_window(tcp(80, 40000, RST, {}, 0xfffffff0u, 0))),
+                          client_mac, own_mac),
+                   dp::client_side}}});
+  }
   t.push_back(
       {"UDP VIP does not serve TCP",
        {svc4(fwd_mode::dsr_ipip, 17)},
