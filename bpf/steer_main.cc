@@ -21,6 +21,7 @@
 
 #include "cli_args.h"
 #include "steer_control.h"
+#include "version.h"
 #include "vip_steer.skel.h"
 #include "xdp_util.h"
 
@@ -143,6 +144,10 @@ int cmd_detach(const std::string& iface) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--version") {
+    std::printf("%s %s\n", prog, SLUICE_VERSION);
+    return 0;
+  }
   if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
     std::printf("usage: sluice-steer update --iface IF [--vip PROTO:ADDR:PORT]... "
                 "[--nat-pool IP]... [--own IP]... [--dnat-backend PROTO:ADDR:PORT]...\n"

@@ -45,8 +45,17 @@ public:
   nlohmann::json handle(const nlohmann::json& request);
   // Parses one request line and answers it.
   std::string handle_line(const std::string& line);
+  // Who sends the next requests (SO_PEERCRED), for their audit lines; -1 =
+  // unknown.
+  void set_peer(int uid, int pid) {
+    peer_uid_ = uid;
+    peer_pid_ = pid;
+  }
 
 private:
+  void audit(const std::string& cmd, const nlohmann::json& req, const nlohmann::json& answer);
+  int peer_uid_ = -1;
+  int peer_pid_ = -1;
   nlohmann::json dispatch(const std::string& cmd, const nlohmann::json& req);
   nlohmann::json status();
   nlohmann::json stats();

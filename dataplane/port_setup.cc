@@ -87,7 +87,7 @@ result<port_info> setup_port(const port_request& req) {
         "use fewer worker lcores",
         port, p.driver, info.max_rx_queues, info.max_tx_queues, n));
   p.n_rx_queues = n;
-  p.main_tx = info.max_tx_queues > n;
+  p.main_tx = req.want_main_tx && info.max_tx_queues > n;
   p.n_tx_queues = p.main_tx ? uint16_t(n + 1) : n;
   p.main_tx_queue = n;
 
@@ -105,7 +105,11 @@ result<port_info> setup_port(const port_request& req) {
     conf.rx_adv_conf.rss_conf.rss_key_len = uint8_t(key.size());
     conf.rx_adv_conf.rss_conf.rss_hf = hf;
   }
-  if (req.mtu >= info.min_mtu && req.mtu <= info.max_mtu) {
+  // Some drivers (net_memif) accept a larger MTU value than their frame limit
+  // and then refuse to configure: leave those at their default.
+  const uint32_t frame_len = uint32_t(req.mtu) + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+  if (req.mtu >= info.min_mtu && req.mtu <= info.max_mtu &&
+      (info.max_rx_pktlen == 0 || frame_len <= info.max_rx_pktlen)) {
     conf.rxmode.mtu = req.mtu;
     p.mtu = req.mtu;
   }

@@ -11,6 +11,7 @@ packages=(
   libboost-program-options-dev libfmt-dev catch2
   clang llvm bpftool python3-scapy tcpdump libpcap-dev
   ethtool iproute2 clang-format libyaml-cpp-dev nlohmann-json3-dev
+  python3-yaml lua5.4
   wrk # scripts/bench-backoff.sh, scripts/bench-e2e.sh
 )
 min_hugepages=512
