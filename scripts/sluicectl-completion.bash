@@ -46,13 +46,14 @@ _sluicectl() {
         list\ *) opts="--stats --rate --interval-ms" ;;
         top\ *) opts="--iterations --interval-ms" ;;
         conns\ *) opts="--backend --client --state --limit --no-header --page-size" ;;
+        ports\ *) opts="--xstats" ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$opts --json --help --socket --instance --version" -- "$cur"))
         return
     fi
     case "${#words[@]}" in
-        0) COMPREPLY=($(compgen -W "service backend apply save restore status list top conns" -- "$cur")) ;;
+        0) COMPREPLY=($(compgen -W "service backend apply save restore status list top conns ports" -- "$cur")) ;;
         1)
             case "${words[0]}" in
                 service) COMPREPLY=($(compgen -W "add del set list" -- "$cur")) ;;
