@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Wake-up latency of the worker loop's idle back-off against --busy-poll.
+# Wake-up latency of the worker loop's idle back-off against --busy-poll:
+# the adaptive default after a short idle spell (0.2..2.2 ms) and after a long
+# one (--settle-ms 20: the sleep has reached its 1 ms cap), the old fixed
+# 50 us sleep (--idle-sleep-max-us 50), and --busy-poll.
 # Runs tests/integration/idle_latency_bench (the real worker loop and pipeline on
 # a net_ring port) once per mode and prints median/p90/p99/max per mode. Each
 # sample: wait until the worker sleeps, enqueue an ARP request on the RX ring,
@@ -26,5 +29,6 @@ eal=(-l 0,1 --no-pci "${mem[@]}" --log-level '*:error' --file-prefix "idle-bench
 
 run() { "$bench" "${eal[@]}" -- --samples "$samples" "$@" 2>&1 | grep -v '^TELEMETRY'; }
 run
-run --idle-sleep-us 10
+run --settle-ms 20
+run --idle-sleep-max-us 50
 run --busy-poll

@@ -47,13 +47,14 @@ _sluicectl() {
         list\ *) opts="--stats --rate --interval-ms" ;;
         top\ *) opts="--iterations --interval-ms" ;;
         conns\ *) opts="--backend --client --state --limit --no-header --page-size" ;;
+        ports\ *) opts="--xstats" ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$opts --json --help --socket --instance --version" -- "$cur"))
         return
     fi
     case "${#words[@]}" in
-        0) COMPREPLY=($(compgen -W "service backend apply save restore status list top conns instance bgp peers" -- "$cur")) ;;
+        0) COMPREPLY=($(compgen -W "service backend apply save restore status list top conns ports instance bgp peers" -- "$cur")) ;;
         1)
             case "${words[0]}" in
                 service) COMPREPLY=($(compgen -W "add del set list" -- "$cur")) ;;

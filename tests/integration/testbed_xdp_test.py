@@ -29,6 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import testbed_cp_test as tb  # noqa: E402  (test bed and client helpers)
+import promlint  # noqa: E402
 from itest_util import check, failures, run  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -179,6 +180,9 @@ def dnat_under_health_checks():
           and 'sluice_port_xsk_rx_ring_full_total{port="0"' in m
           and metric(m, 'sluice_xdp_steer_packets_total{iface="lb0",counter="passed_host"}') > 0,
           "metrics: sluice_port_* and sluice_xdp_steer_packets_total")
+    problems = promlint.lint(m)
+    check(not problems, f"/metrics with the port families passes the promtool rules "
+          f"({problems[:5]})")
 
     # A killed backend is still taken out, and the others keep answering.
     pid = int(open(f"/run/sluice-testbed-{tb.PREFIX}/server-be2.pid").read())
