@@ -127,6 +127,9 @@ write_profile() { # name case mode flows
   [[ $mode == dsr-* ]] && bport=80
   [[ $kind == reverse ]] && dir=reverse
   [[ $kind == mixed && ($mode == nat || $mode == dnat) ]] && dir=both
+  # One NAT pool address per 60,000 flows (a pool address has 64,512 ports).
+  local pool=10.200.0.2 n
+  for ((n = 1; n <= flows / 60000 && n < 200; n++)); do pool+=", 10.200.0.$((n + 2))"; done
   local frames=$frame
   local r=${rate:-0}
   ((ndr)) && r=${rate:-20000000}
@@ -138,7 +141,7 @@ drain_ms: 500
 clients: 198.19.0.0/16
 spoofed: 100.64.0.0/10
 balancer:
-  nat_pool: [10.200.0.2]
+  nat_pool: [$pool]
   encap_src4: 172.16.0.0/16
 services:
   - name: svc
