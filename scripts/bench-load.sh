@@ -116,6 +116,10 @@ if ((workers > 1)); then
 fi
 ((workers + 1 < ncpu)) && pg_core=$((workers + 1))
 
+# Closed connections keep their full-NAT port until the FIN timeout expires;
+# the default 120 s would cap sustained churn at 64,512 / 120 s per pool
+# address, so connection benchmarks shorten it.
+fin_timeout=${FIN_TIMEOUT:-1}
 dp_mac_c=02:00:00:00:dd:01 dp_mac_b=02:00:00:00:dd:02
 pg_mac_c=02:00:00:00:cc:01 pg_mac_b=02:00:00:00:cc:02
 # memif rings of 2^12 slots (2^14 with --check, to absorb the scheduling
@@ -127,9 +131,12 @@ write_profile() { # name case mode flows
   [[ $mode == dsr-* ]] && bport=80
   [[ $kind == reverse ]] && dir=reverse
   [[ $kind == mixed && ($mode == nat || $mode == dnat) ]] && dir=both
-  # One NAT pool address per 60,000 flows (a pool address has 64,512 ports).
-  local pool=10.200.0.2 n
-  for ((n = 1; n <= flows / 60000 && n < 200; n++)); do pool+=", 10.200.0.$((n + 2))"; done
+  # One NAT pool address per 60,000 flows (a pool address has 64,512 ports);
+  # a closed connection holds its port for the FIN timeout (1 s here, see
+  # fin_timeout) plus up to one 2 s expiry sweep: 4 s of connections.
+  local pool=10.200.0.2 n need=$flows
+  [[ $kind == established || $kind == reverse || $kind == ceiling ]] || need=$((flows + cps * 4))
+  for ((n = 1; n <= need / 60000 && n < 250; n++)); do pool+=", 10.200.0.$((n + 2))"; done
   local frames=$frame
   local r=${rate:-0}
   ((ndr)) && r=${rate:-20000000}
@@ -209,7 +216,7 @@ start_dataplane() { # profile
     sleep 0.1
   done
   # shellcheck disable=SC2086
-  "$pub_bin" --shm-path "$shm" $pub --ack-timeout-ms 5000 >/dev/null
+  "$pub_bin" --shm-path "$shm" $pub --timeout-fin "$fin_timeout" --ack-timeout-ms 5000 >/dev/null
 }
 
 stop_dataplane() {
