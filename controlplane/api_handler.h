@@ -33,6 +33,9 @@ struct daemon_context {
   // Adds run-time fields (health checks, effective state) to backend.list's
   // `backends` of `service`; unset in unit tests.
   std::function<void(const std::string& service, nlohmann::json& backends)> annotate_backends;
+  // vip_steer's counters for `ports` ({"iface", "program_id", "counters"} or
+  // {"iface", "error"}); unset without --steer-iface.
+  std::function<nlohmann::json()> steer_counters;
 };
 
 class api_handler {
@@ -42,8 +45,17 @@ public:
   nlohmann::json handle(const nlohmann::json& request);
   // Parses one request line and answers it.
   std::string handle_line(const std::string& line);
+  // Who sends the next requests (SO_PEERCRED), for their audit lines; -1 =
+  // unknown.
+  void set_peer(int uid, int pid) {
+    peer_uid_ = uid;
+    peer_pid_ = pid;
+  }
 
 private:
+  void audit(const std::string& cmd, const nlohmann::json& req, const nlohmann::json& answer);
+  int peer_uid_ = -1;
+  int peer_pid_ = -1;
   nlohmann::json dispatch(const std::string& cmd, const nlohmann::json& req);
   nlohmann::json status();
   nlohmann::json stats();

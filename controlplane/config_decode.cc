@@ -6,8 +6,10 @@
 #include <optional>
 #include <tuple>
 
+#include "input_limits.h"
 #include "ip_addr.h"
 #include "scheduler_names.h"
+#include "shm_abi.h"
 
 namespace sluice::cp {
 
@@ -22,7 +24,12 @@ class decoder {
 public:
   explicit decoder(decode_result& r) : r_(r) {}
 
+  // At most input_limits::max_issues + 1 are kept (format_issues shows the
+  // first max_issues and says there are more): a broken 8 MB file or an alias
+  // bomb must not print a million lines.
   void error(const YAML::Node& n, const std::string& path, std::string msg) {
+    if (r_.issues.size() > input_limits::max_issues)
+      return;
     r_.issues.push_back({line_of_node(n), {path, std::move(msg)}});
   }
 
@@ -37,7 +44,8 @@ public:
       return out;
     }
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
+      const std::string key =
+          it->first.IsScalar() ? printable(it->first.Scalar(), 64) : std::string("?");
       const std::string fp = path.empty() ? key : path + "." + key;
       bool known = false;
       for (const char* a : allowed)
@@ -67,7 +75,17 @@ public:
       error(n, path, "must be a string");
       return std::nullopt;
     }
-    return n.Scalar();
+    const std::string& s = n.Scalar();
+    if (s.size() > input_limits::max_string_bytes) {
+      error(n, path,
+            fmt::format("longer than {} bytes ({})", input_limits::max_string_bytes, s.size()));
+      return std::nullopt;
+    }
+    if (auto u = check_utf8(s, "the string"); !u) {
+      error(n, path, u.error_message());
+      return std::nullopt;
+    }
+    return s;
   }
 
   std::optional<int64_t> integer(const YAML::Node& n, const std::string& path, int64_t lo,
@@ -80,7 +98,7 @@ public:
     int64_t v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (s.empty() || ec != std::errc() || end != s.data() + s.size()) {
-      error(n, path, fmt::format("must be an integer {}..{}, got '{}'", lo, hi, s));
+      error(n, path, fmt::format("must be an integer {}..{}, got '{}'", lo, hi, printable(s)));
       return std::nullopt;
     }
     if (v < lo || v > hi) {
@@ -93,7 +111,9 @@ public:
   std::optional<bool> boolean(const YAML::Node& n, const std::string& path) {
     if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false"))
       return n.Scalar() == "true";
-    error(n, path, fmt::format("must be true or false, got '{}'", n.IsScalar() ? n.Scalar() : "?"));
+    error(
+        n, path,
+        fmt::format("must be true or false, got '{}'", n.IsScalar() ? printable(n.Scalar()) : "?"));
     return std::nullopt;
   }
 
@@ -103,7 +123,7 @@ public:
       return std::nullopt;
     auto a = parse_ip(*s);
     if (!a)
-      error(n, path, fmt::format("must be an IPv4 or IPv6 address, got '{}'", *s));
+      error(n, path, fmt::format("must be an IPv4 or IPv6 address, got '{}'", printable(*s)));
     return a;
   }
 
@@ -115,7 +135,7 @@ public:
       return std::nullopt;
     auto v = parse(*s);
     if (!v)
-      error(n, path, fmt::format("must be one of {}, got '{}'", expected, *s));
+      error(n, path, fmt::format("must be one of {}, got '{}'", expected, printable(*s)));
     return v;
   }
 
@@ -216,7 +236,8 @@ void decode_health_into(decoder& d, const YAML::Node& n, const std::string& p, h
         *dst = *v;
   if (h.path.empty() || h.path[0] != '/' || h.path.find_first_of(" \r\n") != std::string::npos)
     d.error(f.count("path") ? f["path"] : n, p + ".path",
-            fmt::format("must start with '/' and hold no space or line break, got '{}'", h.path));
+            fmt::format("must start with '/' and hold no space or line break, got '{}'",
+                        printable(h.path)));
   if (h.host.find_first_of(" \r\n") != std::string::npos)
     d.error(f["host"], p + ".host", "must hold no space or line break");
   if (h.status_min > h.status_max)
@@ -286,16 +307,14 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
       s.cfg.gue_port = uint16_t(*v);
   if (f.count("timeouts")) {
     const std::string tp = p + ".timeouts";
-    auto t = d.fields(f["timeouts"], tp, {"syn", "established", "fin", "udp"});
-    const std::pair<const char*, uint32_t*> slots[] = {
-        {"syn", &s.cfg.timeouts.syn_s},
-        {"established", &s.cfg.timeouts.established_s},
-        {"fin", &s.cfg.timeouts.fin_s},
-        {"udp", &s.cfg.timeouts.udp_s}};
-    for (auto [k, dst] : slots)
-      if (t.count(k))
-        if (auto v = d.integer(t[k], tp + "." + k, 1, 604800))
-          *dst = uint32_t(*v);
+    auto t = d.fields(f["timeouts"], tp,
+                      {"syn", "established", "fin", "udp", "syn_recv", "time_wait", "closed",
+                       "udp_unanswered", "adopted"});
+    static_assert(std::size(flow_timeout_fields) == 9, "list the new timeout above");
+    for (const auto& tf : flow_timeout_fields)
+      if (t.count(tf.name))
+        if (auto v = d.integer(t[tf.name], tp + "." + tf.name, 1, max_flow_timeout_s))
+          s.cfg.timeouts.*tf.member = uint32_t(*v);
   }
   if (f.count("health"))
     decode_health_into(d, f["health"], p + ".health", s.health);
@@ -305,6 +324,12 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
       return;
     if (!bn.IsSequence()) {
       d.error(bn, p + ".backends", "must be a list");
+      return;
+    }
+    if (bn.size() > abi::default_capacities.max_backends) {
+      d.error(bn, p + ".backends",
+              fmt::format("at most {} backends, got {}", abi::default_capacities.max_backends,
+                          bn.size()));
       return;
     }
     for (size_t j = 0; j < bn.size(); ++j) {
@@ -344,6 +369,10 @@ decode_result decode_config(const YAML::Node& root) {
     const auto& sn = f["services"];
     if (!sn.IsNull() && !sn.IsSequence()) {
       d.error(sn, "services", "must be a list");
+    } else if (sn.IsSequence() && sn.size() > abi::default_capacities.max_services) {
+      d.error(sn, "services",
+              fmt::format("at most {} services, got {}", abi::default_capacities.max_services,
+                          sn.size()));
     } else if (sn.IsSequence()) {
       for (size_t i = 0; i < sn.size(); ++i) {
         named_service s;

@@ -25,13 +25,10 @@ void check_service(const named_service& s, const std::string& p, std::vector<iss
     out.push_back({p + ".port", "must be 1..65535, got 0"});
   if (s.cfg.mode == abi::fwd_mode::dsr_gue && s.cfg.gue_port == 0)
     out.push_back({p + ".gue_port", "must be 1..65535 for mode dsr-gue, got 0"});
-  const auto& t = s.cfg.timeouts;
-  const std::pair<const char*, uint32_t> timeouts[] = {
-      {"syn", t.syn_s}, {"established", t.established_s}, {"fin", t.fin_s}, {"udp", t.udp_s}};
-  for (auto [name, v] : timeouts)
-    if (v == 0 || v > 86400 * 7)
-      out.push_back({fmt::format("{}.timeouts.{}", p, name),
-                     fmt::format("must be 1..604800 seconds, got {}", v)});
+  for (const auto& tf : flow_timeout_fields)
+    if (uint32_t v = s.cfg.timeouts.*tf.member; v == 0 || v > max_flow_timeout_s)
+      out.push_back({fmt::format("{}.timeouts.{}", p, tf.name),
+                     fmt::format("must be 1..{} seconds, got {}", max_flow_timeout_s, v)});
   std::map<std::pair<ip_addr, uint16_t>, size_t> seen;
   for (size_t j = 0; j < s.cfg.backends.size(); ++j) {
     const auto& b = s.cfg.backends[j];

@@ -15,8 +15,12 @@
 #include "config_encode.h"
 #include "config_load.h"
 #include "health_daemon.h"
+#include "input_limits.h"
 #include "instance_lock.h"
+#include "log.h"
 #include "metrics.h"
+#include "metrics_ports.h"
+#include "port_stats_query.h"
 #include "publisher.h"
 #include "shm_atomic.h"
 #include "shm_publish.h"
@@ -25,6 +29,7 @@
 #include "state_file.h"
 #include "stats_reader.h"
 #include "steer_hook.h"
+#include "version.h"
 
 namespace po = boost::program_options;
 using namespace sluice;
@@ -34,14 +39,21 @@ namespace {
 
 struct options {
   std::string config, instance, shm_path, socket, state_file, metrics = "127.0.0.1:9700";
+  std::string log_format = "text";
   uint32_t ack_timeout_ms = 2000;
   bool validate = false;
+  bool allow_empty = false;
   std::vector<std::string> steer_nat_pool, steer_own;
   steer_hook_options steer;
 };
 
+// Every message of this file and of the health checks goes through log.h;
+// a "warning: " prefix sets the level.
 void log(const std::string& msg) {
-  std::fprintf(stderr, "sluice-controlplane: %s\n", msg.c_str());
+  if (msg.rfind("warning: ", 0) == 0)
+    log_warning(msg.substr(9));
+  else
+    log_info(msg);
 }
 
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
@@ -62,6 +74,12 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "ack-timeout-ms", po::value(&o.ack_timeout_ms)->value_name("MS"),
       "how long a change waits for every worker to acknowledge (default 2000)")(
       "validate", po::bool_switch(&o.validate), "only check the config file and exit")(
+      "allow-empty", po::bool_switch(&o.allow_empty),
+      "start even when the state file (or its absence) would publish zero services over a "
+      "non-empty config or table")(
+      "log-format", po::value(&o.log_format)->value_name("text|json"),
+      "stderr log lines: text (timestamp level message; syslog prefix under systemd) or "
+      "json (one object per line)")("version", "print the version and exit")(
       "steer-iface", po::value(&o.steer.iface)->value_name("IF"),
       "after every publication, fill the maps of vip_steer attached to IF")(
       "steer-nat-pool", po::value(&o.steer_nat_pool)->value_name("IP")->composing(),
@@ -72,6 +90,11 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
     po::notify(vm);
+    if (vm.count("version")) {
+      std::printf("sluice-controlplane %s\n", SLUICE_VERSION);
+      exit_code = 0;
+      return std::nullopt;
+    }
     if (vm.count("help")) {
       std::ostringstream s;
       s << d;
@@ -80,32 +103,128 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       return std::nullopt;
     }
   } catch (const po::error& e) {
-    log(std::string(e.what()) + " (see --help)");
+    log_error(std::string(e.what()) + " (see --help)");
     exit_code = 2;
     return std::nullopt;
   }
+  log_format lf;
+  if (!parse_log_format(o.log_format, lf)) {
+    log_error(fmt::format("--log-format: expected text or json, got '{}'", o.log_format));
+    exit_code = 2;
+    return std::nullopt;
+  }
+  log_init("sluice-controlplane", lf);
   for (auto [texts, out] :
        {std::pair{&o.steer_nat_pool, &o.steer.nat_pool}, std::pair{&o.steer_own, &o.steer.own}})
     for (const auto& t : *texts) {
       auto ip = parse_ip(t);
       if (!ip) {
-        log(fmt::format("--steer-nat-pool/--steer-own: '{}' is not an IP address", t));
+        log_error(fmt::format("--steer-nat-pool/--steer-own: '{}' is not an IP address", t));
         exit_code = 2;
         return std::nullopt;
       }
       out->push_back(*ip);
     }
   if (!o.steer.iface.empty() && !steer_hook_available()) {
-    log("--steer-iface: this build has no libbpf (bpf/ was not built)");
+    log_error("--steer-iface: this build has no libbpf (bpf/ was not built)");
     exit_code = 2;
     return std::nullopt;
   }
   if (o.config.empty() && (o.validate || (o.instance.empty() && o.shm_path.empty()))) {
-    log("--config FILE is required (or --instance NAME to start empty)");
+    log_error("--config FILE is required (or --instance NAME to start empty)");
     exit_code = 2;
     return std::nullopt;
   }
   return o;
+}
+
+// Services in the published table (0 when nothing was published yet).
+uint32_t published_services(const shm_region& region) {
+  const table_view v = current_view(region);
+  if (!v.hdr)
+    return 0;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < v.hdr->service_limit; ++i)
+    n += (v.services[i].flags & sluice::abi::service_in_use) ? 1 : 0;
+  return n;
+}
+
+// What to load at start: the state file of the previous run when it is sound,
+// else the last good one (PATH.prev), else --config, loudly. Never silently
+// zero services: a state file with none over a non-empty --config needs
+// --allow-empty.
+result<cp_config> choose_start_config(const options& o, const std::string& state_file,
+                                      cp_config cfg, const sluice::abi::capacities& caps) {
+  std::error_code ec;
+  if (!std::filesystem::exists(state_file, ec))
+    return cfg;
+  const std::string inst = cfg.instance;
+  auto s = load_state_file(state_file, caps);
+  std::string source = state_file;
+  if (!s) {
+    log(fmt::format("WARNING: state file refused: {}", s.error_message()));
+    const std::string refused = state_file + ".refused";
+    if (::rename(state_file.c_str(), refused.c_str()) == 0)
+      log(fmt::format("WARNING: kept the refused file as {} for inspection", refused));
+    const std::string prev = previous_state_path(state_file);
+    if (std::filesystem::exists(prev, ec)) {
+      s = load_state_file(prev, caps);
+      source = prev;
+      if (!s)
+        log(fmt::format("WARNING: previous state file refused too: {}", s.error_message()));
+    }
+  }
+  if (!s) {
+    if (o.config.empty() && !o.allow_empty)
+      return make_error("no usable state file and no --config to fall back to: refusing to "
+                        "start with zero services (give --config, or --allow-empty)");
+    log(fmt::format("WARNING: falling back to {}: changes made through the API since it was "
+                    "last applied are LOST; check the config before going on",
+                    o.config.empty() ? "an empty config (--allow-empty)" : o.config));
+    return cfg;
+  }
+  if (s->services.empty() && !cfg.services.empty() && !o.allow_empty)
+    return make_error(fmt::format("state file {} holds no services but {} holds {}: refusing to "
+                                  "start with zero services (remove the state file to use the "
+                                  "config, or pass --allow-empty)",
+                                  source, o.config, cfg.services.size()));
+  log(fmt::format("state file {} found: it holds the live config of the previous run and wins "
+                  "over {}",
+                  source, o.config.empty() ? "the (absent) --config" : o.config));
+  cfg = std::move(s.value());
+  cfg.instance = inst;
+  return cfg;
+}
+
+// SIGHUP: the config file again, with `sluicectl apply` semantics (validated
+// whole, published all-or-nothing, persisted), logged either way.
+void reload_config(const options& o, cp_state& state, const sluice::abi::capacities& caps) {
+  if (o.config.empty()) {
+    log("SIGHUP: no --config to reload; nothing changed");
+    return;
+  }
+  auto c = load_config_file(o.config, caps);
+  if (!c) {
+    log(fmt::format("SIGHUP: {} is invalid, nothing changed:\n{}", o.config, c.error_message()));
+    return;
+  }
+  if (c->instance.empty() || !o.instance.empty())
+    c->instance = state.desired().instance;
+  if (c->instance != state.desired().instance) {
+    log(fmt::format("SIGHUP: {} names instance '{}', this is '{}'; nothing changed", o.config,
+                    c->instance, state.desired().instance));
+    return;
+  }
+  auto r = state.apply(std::move(c.value()));
+  if (!r) {
+    log(fmt::format("SIGHUP: reload of {} failed, nothing changed: {}", o.config,
+                    r.error_message()));
+    return;
+  }
+  log(fmt::format("SIGHUP: reloaded {}: generation {}, {} change(s){}", o.config, r->generation,
+                  r->diff.size(), r->warning.empty() ? "" : "; warning: " + r->warning));
+  for (const auto& d : r->diff)
+    log("  " + d);
 }
 
 int run(const options& o) {
@@ -115,7 +234,7 @@ int run(const options& o) {
     auto c = load_config_file(o.config, caps);
     if (!c) {
       std::fprintf(stderr, "%s\n", c.error_message().c_str());
-      log(fmt::format("{}: invalid, nothing changed", o.config));
+      log_error(fmt::format("{}: invalid, nothing changed", o.config));
       return 1;
     }
     cfg = std::move(c.value());
@@ -136,30 +255,27 @@ int run(const options& o) {
 
   auto lock = instance_lock::acquire(shm_path + ".lock");
   if (!lock) {
-    log(fmt::format("instance '{}': {}", cfg.instance, lock.error_message()));
+    log_error(fmt::format("instance '{}': {}", cfg.instance, lock.error_message()));
     return 1;
   }
   std::error_code ec;
-  if (std::filesystem::exists(state_file, ec)) {
-    auto s = load_config_file(state_file, caps);
-    if (!s) {
-      std::fprintf(stderr, "%s\n", s.error_message().c_str());
-      log(fmt::format("state file {} is invalid; fix or remove it", state_file));
-      return 1;
-    }
-    log(fmt::format("state file {} found: it holds the live config of the previous run and wins "
-                    "over {}",
-                    state_file, o.config.empty() ? "the (absent) --config" : o.config));
-    const std::string inst = cfg.instance;
-    cfg = std::move(s.value());
-    cfg.instance = inst;
-  } else {
-    std::filesystem::create_directories(std::filesystem::path(state_file).parent_path(), ec);
+  auto chosen = choose_start_config(o, state_file, cfg, caps);
+  if (!chosen) {
+    log_error(chosen.error_message());
+    return 1;
   }
-
+  cfg = std::move(chosen.value());
+  if (!std::filesystem::exists(state_file, ec))
+    std::filesystem::create_directories(std::filesystem::path(state_file).parent_path(), ec);
   auto region = shm_region::create_or_attach(shm_path, caps);
   if (!region) {
-    log(fmt::format("{}: {}", shm_path, region.error_message()));
+    log_error(fmt::format("{}: {}", shm_path, region.error_message()));
+    return 1;
+  }
+  if (cfg.services.empty() && !o.allow_empty && published_services(region.value()) > 0) {
+    log(fmt::format("refusing to start: {} publishes {} services and the config to load has "
+                    "none; this would empty the load balancer (use --allow-empty if intended)",
+                    shm_path, published_services(region.value())));
     return 1;
   }
   publisher pub(region.value());
@@ -168,15 +284,16 @@ int run(const options& o) {
   pub.heartbeat();
 
   publish_stats publishes;
-  cp_state state(caps,
-                 with_steer_update(
-                     make_shm_publish(pub, std::chrono::milliseconds(o.ack_timeout_ms), publishes),
-                     o.steer, log),
-                 [&](const cp_config& c) { return write_file_atomic(state_file, to_yaml(c)); });
+  cp_state state(
+      caps,
+      with_steer_update(
+          make_shm_publish(pub, std::chrono::milliseconds(o.ack_timeout_ms), publishes), o.steer,
+          log),
+      [&](const cp_config& c) { return write_file_atomic(state_file, seal_state(to_yaml(c))); });
   state.set_generation(pub.generation());
   auto first = state.load(cfg);
   if (!first) {
-    log(first.error_message());
+    log_error(first.error_message());
     return 1;
   }
   if (!first->warning.empty())
@@ -194,18 +311,23 @@ int run(const options& o) {
   ctx.state_file = state_file;
   health_daemon health(state, [](const std::string& m) { log(m); });
   if (auto h = health.start(); !h) {
-    log("health checks: " + h.error_message());
+    log_error("health checks: " + h.error_message());
     return 1;
   }
   ctx.annotate_backends = [&](const std::string& s, nlohmann::json& b) { health.annotate(s, b); };
+  if (!o.steer.iface.empty())
+    ctx.steer_counters = [iface = o.steer.iface] { return steer_counters(iface); };
   api_handler api(ctx);
 
   server_hooks hooks;
   hooks.handle_line = [&](const std::string& line) { return api.handle_line(line); };
+  hooks.request_peer = [&](int uid, int pid) { api.set_peer(uid, pid); };
   hooks.metrics = [&] {
     auto snap = read_counters(region.value(), pub.builder(), state.desired());
+    const auto effective = state.effective(state.desired());
     metrics_input in;
     in.config = &state.desired();
+    in.effective = &effective;
     in.counters = &snap;
     in.generation = pub.generation();
     in.publishes = &publishes;
@@ -215,16 +337,27 @@ int run(const options& o) {
     in.lagging_workers = uint32_t(pub.lagging_workers(pub.generation()).size());
     in.uptime_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-    return render_metrics(in) + health.metrics();
+    auto ports = query_port_stats(shm_path, std::chrono::milliseconds(500));
+    nlohmann::json steer = ctx.steer_counters ? ctx.steer_counters() : nlohmann::json();
+    return render_metrics(in) + health.metrics() +
+           render_port_metrics(ports ? &ports.value() : nullptr,
+                               ctx.steer_counters ? &steer : nullptr);
   };
+  hooks.log = log;
+  hooks.reload = [&] { reload_config(o, state, caps); };
   hooks.tick = [&] {
     pub.heartbeat();
     health.tick(&region.value(), &pub.builder());
   };
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
-  auto served = serve({socket, o.metrics, 50}, hooks); // 50 ms ticks: health changes publish fast
+  server_options so;
+  so.socket_path = socket;
+  so.metrics_addr = o.metrics;
+  so.tick_ms = 50; // health changes publish fast
+  so.max_request_bytes = input_limits::max_request_bytes;
+  auto served = serve(so, hooks);
   if (!served) {
-    log(served.error_message());
+    log_error(served.error_message());
     return 1;
   }
   log("stopping; the dataplane keeps forwarding with the published tables");

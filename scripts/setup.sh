@@ -12,6 +12,7 @@ packages=(
   clang llvm bpftool python3-scapy tcpdump libpcap-dev
   ethtool iproute2 clang-format libyaml-cpp-dev nlohmann-json3-dev
   python3-yaml lua5.4
+  wrk # scripts/bench-backoff.sh, scripts/bench-e2e.sh
 )
 min_hugepages=512
 hugepage_dir=/sys/kernel/mm/hugepages/hugepages-2048kB
