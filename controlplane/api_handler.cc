@@ -288,6 +288,9 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     a["dry_run"] = dry;
     return a;
   }
+  if (ctx_.extra_commands)
+    if (auto a = ctx_.extra_commands(cmd, req))
+      return *a;
   throw request_error{fmt::format("unknown command '{}'", cmd)};
 }
 

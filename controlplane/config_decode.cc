@@ -251,7 +251,7 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
   auto f = d.fields(n, p,
                     {"name", "vip", "port", "proto", "mode", "scheduler", "hash_src", "sh_prefix4",
                      "sh_prefix6", "sh_timeout", "timeouts", "gue_port", "on_backend_down",
-                     "health", "backends"});
+                     "health", "announce", "quorum", "backends"});
   if (!n.IsMap())
     return;
   d.require(f, n, p, {"name", "vip", "port"});
@@ -318,6 +318,13 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
   }
   if (f.count("health"))
     decode_health_into(d, f["health"], p + ".health", s.health);
+  if (f.count("announce"))
+    if (auto v = d.word<announce_policy>(f["announce"], p + ".announce", "quorum, always, never",
+                                         parse_announce))
+      s.announce = *v;
+  if (f.count("quorum"))
+    if (auto v = d.integer(f["quorum"], p + ".quorum", 1, 65535))
+      s.quorum = uint32_t(*v);
   if (f.count("backends")) {
     const auto& bn = f["backends"];
     if (bn.IsNull())

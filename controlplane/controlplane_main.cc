@@ -14,6 +14,7 @@
 #include "api_server.h"
 #include "config_encode.h"
 #include "config_load.h"
+#include "ha_daemon.h"
 #include "health_daemon.h"
 #include "input_limits.h"
 #include "instance_lock.h"
@@ -45,6 +46,7 @@ struct options {
   bool allow_empty = false;
   std::vector<std::string> steer_nat_pool, steer_own;
   steer_hook_options steer;
+  ha_options ha;
 };
 
 // Every message of this file and of the health checks goes through log.h;
@@ -86,6 +88,7 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "the dataplane's NAT-pool addresses for vip_steer (default: keep the map's)")(
       "steer-own", po::value(&o.steer_own)->value_name("IP")->composing(),
       "the dataplane's own addresses for vip_steer (default: keep the map's)");
+  add_ha_options(d, o.ha);
   try {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
@@ -125,6 +128,11 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       }
       out->push_back(*ip);
     }
+  if (auto h = finish_ha_options(o.ha); !h) {
+    log(h.error_message());
+    exit_code = 2;
+    return std::nullopt;
+  }
   if (!o.steer.iface.empty() && !steer_hook_available()) {
     log_error("--steer-iface: this build has no libbpf (bpf/ was not built)");
     exit_code = 2;
@@ -317,6 +325,15 @@ int run(const options& o) {
   ctx.annotate_backends = [&](const std::string& s, nlohmann::json& b) { health.annotate(s, b); };
   if (!o.steer.iface.empty())
     ctx.steer_counters = [iface = o.steer.iface] { return steer_counters(iface); };
+  // Announces the NAT pool given for vip_steer too (docs/high-availability.md).
+  ha_daemon ha(o.ha, cfg.instance, o.steer.nat_pool, [](const std::string& m) { log(m); });
+  if (auto h = ha.start(); !h) {
+    log(h.error_message());
+    return 1;
+  }
+  ctx.extra_commands = [&](const std::string& cmd, const nlohmann::json& req) {
+    return ha.handle(cmd, req, state, region.value(), pub);
+  };
   api_handler api(ctx);
 
   server_hooks hooks;
@@ -341,13 +358,15 @@ int run(const options& o) {
     nlohmann::json steer = ctx.steer_counters ? ctx.steer_counters() : nlohmann::json();
     return render_metrics(in) + health.metrics() +
            render_port_metrics(ports ? &ports.value() : nullptr,
-                               ctx.steer_counters ? &steer : nullptr);
+                               ctx.steer_counters ? &steer : nullptr) +
+           ha.metrics();
   };
   hooks.log = log;
   hooks.reload = [&] { reload_config(o, state, caps); };
   hooks.tick = [&] {
     pub.heartbeat();
     health.tick(&region.value(), &pub.builder());
+    ha.tick(state, region.value(), pub);
   };
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
   server_options so;
@@ -356,6 +375,7 @@ int run(const options& o) {
   so.tick_ms = 50; // health changes publish fast
   so.max_request_bytes = input_limits::max_request_bytes;
   auto served = serve(so, hooks);
+  ha.shutdown(); // withdraw first, stop second
   if (!served) {
     log_error(served.error_message());
     return 1;

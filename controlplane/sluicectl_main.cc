@@ -21,6 +21,7 @@
 #include "ctl_client.h"
 #include "ctl_drain.h"
 #include "ctl_ports.h"
+#include "ctl_peers.h"
 #include "ctl_view.h"
 #include "version.h"
 
@@ -340,6 +341,12 @@ int cmd_restore(context& c) {
   return change(c, req);
 }
 
+// A command without arguments: one request, its answer rendered.
+int simple(context& c, const char* cmd, std::string (*render)(const json&)) {
+  parse_cmd(c.args, po::options_description(), 0, fmt::format("sluicectl {} [--json]", cmd));
+  return read_answer(c, {{"cmd", cmd}}, render);
+}
+
 int cmd_status(context& c) {
   parse_cmd(c.args, po::options_description(), 0, "sluicectl status [--json]");
   return read_answer(c, {{"cmd", "status"}}, render_status);
@@ -562,6 +569,14 @@ const std::vector<command>& commands() {
        "flows, read from the running dataplane (all of them by default)",
        cmd_conns},
       {"ports", "[--xstats]: NIC/port, queue, AF_XDP socket and vip_steer counters", cmd_ports},
+      {"instance drain", "withdraw every BGP route of this instance (flows continue)",
+       [](context& c) { return simple(c, "instance.drain", render_drain); }},
+      {"instance undrain", "announce again where services qualify",
+       [](context& c) { return simple(c, "instance.undrain", render_drain); }},
+      {"bgp", "announced and withdrawn prefixes, and why",
+       [](context& c) { return simple(c, "bgp", render_bgp); }},
+      {"peers", "peer instances: state, lost messages, table digests equal or not",
+       [](context& c) { return simple(c, "peers", render_peers); }},
   };
   return list;
 }
