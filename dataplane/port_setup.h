@@ -64,12 +64,11 @@ struct port_request {
   uint16_t mtu = 1500;
   rte_mempool* pool = nullptr;
   int socket_id = 0;
-  uint16_t rx_desc = default_rx_descriptors;
-  uint16_t tx_desc = default_tx_descriptors;
   // Ask for the main lcore's extra TX queue. sluice-pktgen turns it off: a
   // memif client must not offer more TX rings than the server has RX queues.
-  // (Last, so positional initialisers elsewhere keep their meaning.)
   bool want_main_tx = true;
+  uint16_t rx_desc = default_rx_descriptors;
+  uint16_t tx_desc = default_tx_descriptors;
 };
 
 // Mbufs needed for `n_ports` ports with `n_workers` workers, including ring and
