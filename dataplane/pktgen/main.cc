@@ -81,7 +81,12 @@ int run(const pktgen_options& o, const profile& prof) {
   ctx.peer_mac[client_port] = o.peer_mac_client;
   ctx.peer_mac[backend_port] = o.peer_mac_backend;
   for (int side = 0; side < 2; ++side) {
-    auto p = dp::setup_port(dp::port_request{ports[side], 1, port_mtu, pool, socket, false});
+    auto p = dp::setup_port(dp::port_request{.port_id = ports[side],
+                                             .n_workers = 1,
+                                             .mtu = port_mtu,
+                                             .pool = pool,
+                                             .socket_id = socket,
+                                             .want_main_tx = false});
     if (!p)
       die(1, p.error_message());
     std::printf("%s port: %s\n", side == 0 ? "client" : "backend",

@@ -7,6 +7,8 @@
 //       --service tcp:192.0.2.10:80:dsr-ipip --backend 10.0.0.11:80:1
 //       --service udp:[2001:db8::10]:53:dsr-ipip --backend [fd00:10::11]:53
 //
+// --timeout-fin S sets every service's FIN/RST timeout (default 120 s).
+//
 // Service: PROTO:VIP:PORT:MODE (PROTO tcp|udp; MODE nat|dnat|dsr-l2|dsr-ipip|
 // dsr-gue; IPv6 VIPs in brackets). Backend: ADDR[:PORT[:WEIGHT]] (PORT 0 or
 // omitted = the service's port, WEIGHT default 1). Exit 0 and "generation N" on
@@ -156,6 +158,7 @@ int main(int argc, char** argv) {
   std::string path;
   std::vector<service_config> services;
   uint32_t timeout_ms = 2000;
+  uint32_t fin_timeout_s = 0; // 0: the default of service_config
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&]() -> std::string_view {
@@ -174,6 +177,13 @@ int main(int argc, char** argv) {
       if (services.empty())
         usage_error("--backend: must follow a --service");
       services.back().backends.push_back(b);
+    } else if (arg == "--timeout-fin") {
+      // Closed TCP flows keep their NAT port until this expires: load tests
+      // of full-NAT connection rates shorten it (sluice-pktgen churn).
+      auto v = to_uint(value(), 86400);
+      if (!v || *v == 0)
+        usage_error("--timeout-fin: expected seconds, 1..86400");
+      fin_timeout_s = *v;
     } else if (arg == "--ack-timeout-ms") {
       auto v = to_uint(value(), 600000);
       if (!v)
@@ -182,7 +192,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--help" || arg == "-h") {
       std::printf("usage: publish_tables (--shm-path PATH | --instance NAME) "
                   "[--service PROTO:VIP:PORT:MODE [--backend ADDR[:PORT[:WEIGHT]]]...]... "
-                  "[--ack-timeout-ms N]\n");
+                  "[--timeout-fin S] [--ack-timeout-ms N]\n");
       return 0;
     } else {
       usage_error("unknown option '" + std::string(arg) + "'");
@@ -196,6 +206,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "publish_tables: %s: %s\n", path.c_str(), region.error_message().c_str());
     return 1;
   }
+  if (fin_timeout_s)
+    for (auto& s : services)
+      s.timeouts.fin_s = fin_timeout_s;
   publisher pub(region.value());
   auto gen = pub.publish(services, std::chrono::milliseconds(timeout_ms));
   if (!gen) {
