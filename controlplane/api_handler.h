@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "counter_baseline.h"
 #include "shm_publish.h"
 #include "shm_region.h"
 #include "state.h"
@@ -57,6 +58,8 @@ private:
   nlohmann::json status();
   nlohmann::json stats();
   nlohmann::json conns(const nlohmann::json& req);
+  nlohmann::json zero(const nlohmann::json& req);
+  counter_baseline baseline_; // `zero`: subtracted from `stats`
   daemon_context& ctx_;
 };
 

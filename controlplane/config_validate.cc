@@ -25,13 +25,10 @@ void check_service(const named_service& s, const std::string& p, std::vector<iss
     out.push_back({p + ".port", "must be 1..65535, got 0"});
   if (s.cfg.mode == abi::fwd_mode::dsr_gue && s.cfg.gue_port == 0)
     out.push_back({p + ".gue_port", "must be 1..65535 for mode dsr-gue, got 0"});
-  const auto& t = s.cfg.timeouts;
-  const std::pair<const char*, uint32_t> timeouts[] = {
-      {"syn", t.syn_s}, {"established", t.established_s}, {"fin", t.fin_s}, {"udp", t.udp_s}};
-  for (auto [name, v] : timeouts)
-    if (v == 0 || v > 86400 * 7)
-      out.push_back({fmt::format("{}.timeouts.{}", p, name),
-                     fmt::format("must be 1..604800 seconds, got {}", v)});
+  for (const auto& tf : flow_timeout_fields)
+    if (uint32_t v = s.cfg.timeouts.*tf.member; v == 0 || v > max_flow_timeout_s)
+      out.push_back({fmt::format("{}.timeouts.{}", p, tf.name),
+                     fmt::format("must be 1..{} seconds, got {}", max_flow_timeout_s, v)});
   std::map<std::pair<ip_addr, uint16_t>, size_t> seen;
   for (size_t j = 0; j < s.cfg.backends.size(); ++j) {
     const auto& b = s.cfg.backends[j];
@@ -44,8 +41,8 @@ void check_service(const named_service& s, const std::string& p, std::vector<iss
     uint16_t port = b.port ? b.port : s.cfg.port;
     auto [it, fresh] = seen.emplace(std::pair{b.addr, port}, j);
     if (!fresh)
-      out.push_back({bp, fmt::format("duplicate backend {} (also {}.backends[{}])",
-                                     format_endpoint(b.addr, port), p, it->second)});
+      out.push_back({bp, fmt::format("duplicate backend {} in service '{}' (also its backend #{})",
+                                     format_endpoint(b.addr, port), s.name, it->second + 1)});
   }
 }
 
@@ -72,12 +69,15 @@ std::vector<issue> validate_config(const cp_config& c, const abi::capacities& ca
     const std::string p = fmt::format("services[{}]", i);
     check_service(s, p, out);
     if (auto [it, fresh] = names.emplace(s.name, i); !fresh)
-      out.push_back({p + ".name", fmt::format("duplicate service name '{}' (also services[{}])",
-                                              s.name, it->second)});
+      out.push_back(
+          {p + ".name", fmt::format("duplicate service name '{}' (also service #{}: {} {})", s.name,
+                                    it->second + 1, proto_name(c.services[it->second].cfg.proto),
+                                    format_endpoint(c.services[it->second].cfg.vip,
+                                                    c.services[it->second].cfg.port))});
     if (auto [it, fresh] = keys.emplace(key_of(s.cfg), i); !fresh)
       out.push_back(
-          {p, fmt::format("duplicate service {} {} (also services[{}])", proto_name(s.cfg.proto),
-                          format_endpoint(s.cfg.vip, s.cfg.port), it->second)});
+          {p, fmt::format("duplicate service {} {} (also service '{}')", proto_name(s.cfg.proto),
+                          format_endpoint(s.cfg.vip, s.cfg.port), c.services[it->second].name)});
   }
   if (out.empty()) {
     // What only the builder knows: first per service, so the message names
@@ -86,7 +86,8 @@ std::vector<issue> validate_config(const cp_config& c, const abi::capacities& ca
     for (size_t i = 0; i < input.size(); ++i) {
       table_builder probe(caps);
       if (auto r = probe.validate({input[i]}); !r)
-        out.push_back({fmt::format("services[{}]", i), r.error_message()});
+        out.push_back({fmt::format("services[{}]", i),
+                       fmt::format("service '{}': {}", c.services[i].name, r.error_message())});
     }
     table_builder probe(caps);
     if (auto r = probe.validate(input); out.empty() && !r)

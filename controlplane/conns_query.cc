@@ -19,7 +19,11 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* state_names[] = {"syn", "established", "fin", "closed", "udp"};
+// The dataplane's flow states (dataplane/tcp_fsm.h, flow_state_names): the
+// dataplane refuses any other name, this list only words the error early.
+constexpr const char* state_names[] = {"syn",     "established",   "fin",      "closed",
+                                       "udp",     "syn_recv",      "last_ack", "time_wait",
+                                       "adopted", "udp_unanswered"};
 // Matches flow_page_max in dataplane/flow_telemetry.h (the dataplane caps a
 // larger request anyway).
 constexpr uint32_t dataplane_page = 128;
@@ -76,8 +80,9 @@ result<conns_request> parse_conns_request(const json& req) {
     for (const char* s : state_names)
       known |= r.state == s;
     if (!known)
-      return make_error(
-          fmt::format("state: must be syn, established, fin, closed or udp, got '{}'", r.state));
+      return make_error(fmt::format("state: must be syn, syn_recv, established, fin, last_ack, "
+                                    "time_wait, closed, adopted, udp or udp_unanswered, got '{}'",
+                                    r.state));
   }
   if (!r.client.empty() && !parse_prefix(r.client) && !parse_ip(r.client))
     return make_error(

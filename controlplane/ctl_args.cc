@@ -33,8 +33,19 @@ po::options_description service_options() {
       "timeout-syn", po::value<int64_t>()->value_name("S"), "SYN idle timeout, s (default 30)")(
       "timeout-established", po::value<int64_t>()->value_name("S"),
       "established idle timeout, s (default 900)")(
-      "timeout-fin", po::value<int64_t>()->value_name("S"), "FIN idle timeout, s (default 120)")(
+      "timeout-fin", po::value<int64_t>()->value_name("S"),
+      "FIN (one side, or both without the last ACK) idle timeout, s (default 7)")(
       "timeout-udp", po::value<int64_t>()->value_name("S"), "UDP idle timeout, s (default 300)")(
+      "timeout-syn-recv", po::value<int64_t>()->value_name("S"),
+      "SYN-ACK seen, client's ACK pending (NAT modes) idle timeout, s (default 30)")(
+      "timeout-time-wait", po::value<int64_t>()->value_name("S"),
+      "TIME_WAIT idle timeout, s (default 7)")("timeout-closed",
+                                               po::value<int64_t>()->value_name("S"),
+                                               "closed-by-RST idle timeout, s (default 3)")(
+      "timeout-udp-unanswered", po::value<int64_t>()->value_name("S"),
+      "UDP flow with one datagram so far, s (default 30)")(
+      "timeout-adopted", po::value<int64_t>()->value_name("S"),
+      "flow adopted mid-connection (no SYN), s (default 10)")(
       "health", po::value<std::string>()->value_name("JSON"),
       "health check as a JSON object, fields as in the config file's `health`");
   return d;
@@ -79,6 +90,15 @@ status add_health(const po::variables_map& vm, json& target) {
 
 // A JSON value as one word of a save line: compact, and the spaces that can
 // only occur inside its strings written as \u0020 (still valid JSON).
+// The sluicectl option of a timeout field: "syn_recv" -> "timeout-syn-recv".
+std::string timeout_option(const char* field) {
+  std::string o = std::string("timeout-") + field;
+  for (char& c : o)
+    if (c == '_')
+      c = '-';
+  return o;
+}
+
 std::string one_word(const json& j) {
   std::string s = j.dump();
   std::string o;
@@ -116,9 +136,9 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
     }
   if (vm->count("gue-port"))
     f["gue_port"] = (*vm)["gue-port"].as<int64_t>();
-  for (const char* k : {"syn", "established", "fin", "udp"})
-    if (vm->count(std::string("timeout-") + k))
-      f["timeouts"][k] = (*vm)[std::string("timeout-") + k].as<int64_t>();
+  for (const auto& tf : flow_timeout_fields)
+    if (std::string opt = timeout_option(tf.name); vm->count(opt))
+      f["timeouts"][tf.name] = (*vm)[opt].as<int64_t>();
   if (auto r = add_health(*vm, f); !r)
     return r.err();
   return f;
@@ -178,10 +198,10 @@ std::string save_text(const json& c) {
     opt_num("sh-timeout", s.at("sh_timeout").get<uint64_t>(), ds.sh_timeout_s);
     opt_num("gue-port", s.at("gue_port").get<uint64_t>(), ds.gue_port);
     opt_str("on-backend-down", s.value("on_backend_down", std::string("keep")), "keep");
-    opt_num("timeout-syn", t.at("syn").get<uint64_t>(), ds.timeouts.syn_s);
-    opt_num("timeout-established", t.at("established").get<uint64_t>(), ds.timeouts.established_s);
-    opt_num("timeout-fin", t.at("fin").get<uint64_t>(), ds.timeouts.fin_s);
-    opt_num("timeout-udp", t.at("udp").get<uint64_t>(), ds.timeouts.udp_s);
+    for (const auto& tf : flow_timeout_fields)
+      if (t.contains(tf.name))
+        opt_num(timeout_option(tf.name).c_str(), t.at(tf.name).get<uint64_t>(),
+                ds.timeouts.*tf.member);
     if (s.contains("health") && s["health"].value("check", std::string("none")) != "none")
       o += " --health " + one_word(s["health"]);
     o += "\n";

@@ -339,6 +339,19 @@ int cmd_restore(context& c) {
   return change(c, req);
 }
 
+int cmd_zero(context& c) {
+  std::vector<std::string> args = c.args;
+  json req = {{"cmd", "zero"}};
+  if (!args.empty() && args[0].rfind("--", 0) != 0) {
+    req["service"] = args[0];
+    args.erase(args.begin());
+  }
+  parse_cmd(args, po::options_description(), 0, "sluicectl zero [SERVICE]");
+  return read_answer(c, req, [](const json& a) {
+    return fmt::format("zeroed {}\n", a.value("zeroed", std::string("all")));
+  });
+}
+
 int cmd_status(context& c) {
   parse_cmd(c.args, po::options_description(), 0, "sluicectl status [--json]");
   return read_answer(c, {{"cmd", "status"}}, render_status);
@@ -422,7 +435,8 @@ po::options_description conns_options() {
       "client", po::value<std::string>()->value_name("PREFIX"),
       "only flows from this client address or prefix (e.g. 203.0.113.0/24)")(
       "state", po::value<std::string>()->value_name("STATE"),
-      "only flows in this state: syn, established, fin, closed, udp")(
+      "only flows in this state: syn, syn_recv, established, fin, last_ack, time_wait, "
+      "closed, adopted, udp, udp_unanswered")(
       "limit", po::value<uint64_t>()->value_name("N")->default_value(0),
       "stop after N flows (default 0: all of them, fetched page by page)")(
       "no-header", po::bool_switch(), "omit the column names")(
@@ -545,6 +559,10 @@ const std::vector<command>& commands() {
       {"restore", "[-f FILE] [--dry-run]: replace the live config by saved commands", cmd_restore},
       {"status", "process health, generation, workers' acknowledgements, uptime", cmd_status},
       {"list", "[SERVICE] [--stats|--rate [--interval-ms MS]]: ipvsadm -Ln style table", cmd_list},
+      {"zero",
+       "[SERVICE]: counters of list --stats/--rate and top count from 0 again (all services, "
+       "or one service and its backends; /metrics keeps the raw counters)",
+       cmd_zero},
       {"top", "[--iterations N] [--interval-ms MS]: live view, refreshed every second", cmd_top},
       {"conns",
        "[SERVICE] [--backend ADDR[:PORT]] [--client PREFIX] [--state S] [--limit N]: tracked "

@@ -25,10 +25,8 @@ constexpr uint32_t telemetry_reader_id = 0;
 constexpr unsigned cursor_worker_shift = 48;
 constexpr uint64_t cursor_pos_mask = (1ull << cursor_worker_shift) - 1;
 
-const char* const state_names[] = {"syn", "established", "fin", "closed", "udp"};
-
-const char* state_name(uint8_t s) {
-  return s < 5 ? state_names[s] : "unknown";
+std::string state_name(uint8_t s) {
+  return std::string(flow_state_name(s));
 }
 
 bool parse_u64(std::string_view t, uint64_t& out) {
@@ -69,9 +67,9 @@ bool parse_params(const char* params, uint64_t& cursor, size_t& limit, flow_filt
       f.backend = int64_t(n);
     } else if (key == "state") {
       f.state = -2;
-      for (int16_t s = 0; s < 5; ++s)
-        if (val == state_names[s])
-          f.state = s;
+      for (size_t s = 0; s < flow_state_names.size(); ++s)
+        if (val == flow_state_names[s])
+          f.state = int16_t(s);
       if (f.state == -2)
         return false;
     } else if (key == "client") {

@@ -235,8 +235,10 @@ int run(const dataplane_options& o) {
               prog, o.instance.c_str(), path.c_str(), shm.created() ? "created" : "attached",
               n_workers, lcores.c_str(), o.two_armed ? "two-armed" : "one-armed",
               n_workers == 1      ? "none (one worker)"
-              : steering.software ? "software (handoff rings)"
-                                  : "hardware RSS",
+              : steering.software ? "software (DSR on its queue; nat and dnat checked, "
+                                    "handed to their owner)"
+                                  : "hardware RSS (DSR and nat on their queue; dnat handed to "
+                                    "its owner)",
               o.busy_poll ? "busy-poll"
                           : fmt::format("back-off after {} polls, {} pause polls, sleep {} us",
                                         o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us)

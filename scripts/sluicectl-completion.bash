@@ -27,14 +27,14 @@ _sluicectl() {
     done
     case "$prev" in
         --socket | --file | -f) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        --state) COMPREPLY=($(compgen -W "syn established fin closed udp up down draining disabled" -- "$cur")); return ;;
+        --state) COMPREPLY=($(compgen -W "syn syn_recv established fin last_ack time_wait closed adopted udp udp_unanswered up down draining disabled" -- "$cur")); return ;;
         --proto) COMPREPLY=($(compgen -W "tcp udp" -- "$cur")); return ;;
         --mode) COMPREPLY=($(compgen -W "nat dnat dsr-l2 dsr-ipip dsr-gue" -- "$cur")); return ;;
         --scheduler) COMPREPLY=($(compgen -W "maglev rr wrr lc wlc sh random two-choices least-bandwidth least-response-time" -- "$cur")); return ;;
         --on-backend-down) COMPREPLY=($(compgen -W "keep reset" -- "$cur")); return ;;
         --hash-src) COMPREPLY=($(compgen -W "true false" -- "$cur")); return ;;
     esac
-    local svc_opts="--vip --port --proto --mode --scheduler --hash-src --sh-prefix4 --sh-prefix6 --sh-timeout --gue-port --on-backend-down --timeout-syn --timeout-established --timeout-fin --timeout-udp --health"
+    local svc_opts="--vip --port --proto --mode --scheduler --hash-src --sh-prefix4 --sh-prefix6 --sh-timeout --gue-port --on-backend-down --timeout-syn --timeout-established --timeout-fin --timeout-udp --timeout-syn-recv --timeout-time-wait --timeout-closed --timeout-udp-unanswered --timeout-adopted --health"
     local opts=""
     case "${words[0]} ${words[1]}" in
         "service add" | "service set") opts="$svc_opts" ;;
@@ -52,12 +52,12 @@ _sluicectl() {
         return
     fi
     case "${#words[@]}" in
-        0) COMPREPLY=($(compgen -W "service backend apply save restore status list top conns" -- "$cur")) ;;
+        0) COMPREPLY=($(compgen -W "service backend apply save restore status list top conns zero" -- "$cur")) ;;
         1)
             case "${words[0]}" in
                 service) COMPREPLY=($(compgen -W "add del set list" -- "$cur")) ;;
                 backend) COMPREPLY=($(compgen -W "add del set-weight drain undrain list" -- "$cur")) ;;
-                list | conns) COMPREPLY=($(compgen -W "$(_sluicectl_services)" -- "$cur")) ;;
+                list | conns | zero) COMPREPLY=($(compgen -W "$(_sluicectl_services)" -- "$cur")) ;;
             esac ;;
         2)
             case "${words[0]} ${words[1]}" in
