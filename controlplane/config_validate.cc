@@ -86,8 +86,7 @@ std::vector<issue> validate_config(const cp_config& c, const abi::capacities& ca
     for (size_t i = 0; i < input.size(); ++i) {
       table_builder probe(caps);
       if (auto r = probe.validate({input[i]}); !r)
-        out.push_back({fmt::format("services[{}]", i),
-                       fmt::format("service '{}': {}", c.services[i].name, r.error_message())});
+        out.push_back({fmt::format("services[{}]", i), r.error_message()});
     }
     table_builder probe(caps);
     if (auto r = probe.validate(input); out.empty() && !r)
