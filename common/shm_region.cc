@@ -17,6 +17,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "file_trust.h"
 #include "shm_atomic.h"
 
 namespace sluice {
@@ -198,10 +199,15 @@ struct mapping {
 
 result<mapping> attach_existing(const std::string& path, const abi::capacities* expected) {
   abi::layout lay{};
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
-    return make_error(fmt::format("shared memory {}: cannot open: {}", path, errno_text(errno)));
+    return make_error(fmt::format("shared memory {}: cannot open: {}", path,
+                                  errno == ELOOP ? "it is a symbolic link" : errno_text(errno)));
   fd_guard guard{fd};
+  // An object another user created (or anyone may write) could carry forged
+  // tables: refused, whoever we are.
+  if (auto t = check_owned_file(fd, path); !t)
+    return make_error(fmt::format("shared memory {}", t.error_message()));
   const bool huge = fd_on_hugetlbfs(fd);
   const auto deadline = std::chrono::steady_clock::now() + init_wait;
 
@@ -255,7 +261,7 @@ result<shm_region> shm_region::create_or_attach(const std::string& path,
     return r.err();
   shm_region region;
   region.path_ = path;
-  int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0660);
+  int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0660);
   if (fd < 0) {
     if (errno != EEXIST)
       return make_error(

@@ -11,8 +11,11 @@
 #include "config_encode.h"
 #include "config_load.h"
 #include "conns_query.h"
+#include "dataplane_telemetry.h"
+#include "input_limits.h"
 #include "json_tree.h"
 #include "log.h"
+#include "port_stats_query.h"
 #include "publisher.h"
 #include "shm_atomic.h"
 #include "stats_reader.h"
@@ -101,16 +104,33 @@ json counters_json(const abi::backend_counters& c) {
 } // namespace
 
 std::string api_handler::handle_line(const std::string& line) {
-  json req;
+  // Bounds first, so that nothing a client sends reaches the JSON parser (or
+  // the recursive tree conversion) unbounded, and no error echoes bytes the
+  // serializer cannot encode.
+  auto refuse = [](const std::string& why) {
+    return json{{"version", api_version}, {"ok", false}, {"error", why}}.dump(
+        -1, ' ', false, json::error_handler_t::replace);
+  };
+  if (line.size() > input_limits::max_request_bytes)
+    return refuse(fmt::format("request of {} bytes: at most {} per line", line.size(),
+                              input_limits::max_request_bytes));
+  if (auto u = check_utf8(line, "the request"); !u)
+    return refuse(u.error_message());
+  if (auto d = check_json_depth(line); !d)
+    return refuse(d.error_message());
   try {
-    req = json::parse(line);
-  } catch (const json::exception& e) {
-    return json{{"version", api_version},
-                {"ok", false},
-                {"error", std::string("malformed JSON: ") + e.what()}}
-        .dump();
+    json req;
+    try {
+      req = json::parse(line);
+    } catch (const json::exception& e) {
+      return refuse(std::string("malformed JSON: ") + e.what());
+    }
+    return handle(req).dump(-1, ' ', false, json::error_handler_t::replace);
+  } catch (const std::exception& e) {
+    return refuse(std::string("internal error: ") + e.what());
+  } catch (...) {
+    return refuse("internal error");
   }
-  return handle(req).dump();
 }
 
 json api_handler::handle(const json& req) {
@@ -126,6 +146,8 @@ json api_handler::handle(const json& req) {
     a = {{"ok", false}, {"error", e.message}};
   } catch (const std::exception& e) {
     a = {{"ok", false}, {"error", std::string("internal error: ") + e.what()}};
+  } catch (...) {
+    a = {{"ok", false}, {"error", "internal error"}};
   }
   if (req.is_object() && req.contains("cmd") && req["cmd"].is_string())
     audit(req["cmd"].get<std::string>(), req, a);
@@ -173,6 +195,16 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     return conns(req);
   if (cmd == "zero")
     return zero(req);
+  if (cmd == "ports") {
+    auto r = query_port_stats(ctx_.shm_path, std::chrono::milliseconds(2000));
+    if (!r)
+      throw request_error{r.error_message()};
+    json a = r.value();
+    a["ok"] = true;
+    if (ctx_.steer_counters)
+      a["steer"] = ctx_.steer_counters();
+    return a;
+  }
   if (cmd == "config.get")
     return {{"ok", true}, {"config", to_json(st.desired())}, {"yaml", to_yaml(st.desired())}};
   if (cmd == "service.list") {
@@ -231,18 +263,17 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
   if (cmd == "backend.undrain")
     return answer(st.undrain(need_string(req, "service"), ref_of(req)));
   if (cmd == "apply") {
+    if (req.contains("dry_run") && !req.at("dry_run").is_boolean())
+      throw request_error{"field 'dry_run' must be true or false"};
     const bool dry = req.value("dry_run", false);
     decode_result d;
     std::string label;
     if (req.contains("yaml")) {
-      label = req.value("file", std::string("<apply>"));
-      YAML::Node root;
-      try {
-        root = YAML::Load(need_string(req, "yaml"));
-      } catch (const YAML::Exception& e) {
-        throw request_error{fmt::format("{}:{}:{}: malformed YAML: {}", label, e.mark.line + 1,
-                                        e.mark.column + 1, e.msg)};
-      }
+      label = req.contains("file") ? printable(need_string(req, "file"), 256) : "<apply>";
+      auto parsed = parse_yaml_bounded(need_string(req, "yaml"), label);
+      if (!parsed)
+        throw request_error{parsed.error_message()};
+      YAML::Node root = parsed.value();
       if (root.IsMap() && !root["instance"])
         root["instance"] = st.desired().instance; // a file may leave the instance implicit
       d = decode_config(root);
@@ -259,6 +290,9 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     a["dry_run"] = dry;
     return a;
   }
+  if (ctx_.extra_commands)
+    if (auto a = ctx_.extra_commands(cmd, req))
+      return *a;
   throw request_error{fmt::format("unknown command '{}'", cmd)};
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "counter_baseline.h"
@@ -34,6 +35,13 @@ struct daemon_context {
   // Adds run-time fields (health checks, effective state) to backend.list's
   // `backends` of `service`; unset in unit tests.
   std::function<void(const std::string& service, nlohmann::json& backends)> annotate_backends;
+  // vip_steer's counters for `ports` ({"iface", "program_id", "counters"} or
+  // {"iface", "error"}); unset without --steer-iface.
+  std::function<nlohmann::json()> steer_counters;
+  // Commands answered outside this module (ha_daemon: instance.drain, bgp,
+  // peers); nullopt = not one of them. Unset in unit tests.
+  std::function<std::optional<nlohmann::json>(const std::string& cmd, const nlohmann::json& req)>
+      extra_commands;
 };
 
 class api_handler {

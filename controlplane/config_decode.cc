@@ -6,8 +6,10 @@
 #include <optional>
 #include <tuple>
 
+#include "input_limits.h"
 #include "ip_addr.h"
 #include "scheduler_names.h"
+#include "shm_abi.h"
 
 namespace sluice::cp {
 
@@ -22,7 +24,12 @@ class decoder {
 public:
   explicit decoder(decode_result& r) : r_(r) {}
 
+  // At most input_limits::max_issues + 1 are kept (format_issues shows the
+  // first max_issues and says there are more): a broken 8 MB file or an alias
+  // bomb must not print a million lines.
   void error(const YAML::Node& n, const std::string& path, std::string msg) {
+    if (r_.issues.size() > input_limits::max_issues)
+      return;
     r_.issues.push_back({line_of_node(n), {path, std::move(msg)}});
   }
 
@@ -37,7 +44,8 @@ public:
       return out;
     }
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
+      const std::string key =
+          it->first.IsScalar() ? printable(it->first.Scalar(), 64) : std::string("?");
       const std::string fp = path.empty() ? key : path + "." + key;
       bool known = false;
       for (const char* a : allowed)
@@ -67,7 +75,17 @@ public:
       error(n, path, "must be a string");
       return std::nullopt;
     }
-    return n.Scalar();
+    const std::string& s = n.Scalar();
+    if (s.size() > input_limits::max_string_bytes) {
+      error(n, path,
+            fmt::format("longer than {} bytes ({})", input_limits::max_string_bytes, s.size()));
+      return std::nullopt;
+    }
+    if (auto u = check_utf8(s, "the string"); !u) {
+      error(n, path, u.error_message());
+      return std::nullopt;
+    }
+    return s;
   }
 
   std::optional<int64_t> integer(const YAML::Node& n, const std::string& path, int64_t lo,
@@ -80,7 +98,7 @@ public:
     int64_t v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (s.empty() || ec != std::errc() || end != s.data() + s.size()) {
-      error(n, path, fmt::format("must be an integer {}..{}, got '{}'", lo, hi, s));
+      error(n, path, fmt::format("must be an integer {}..{}, got '{}'", lo, hi, printable(s)));
       return std::nullopt;
     }
     if (v < lo || v > hi) {
@@ -93,7 +111,9 @@ public:
   std::optional<bool> boolean(const YAML::Node& n, const std::string& path) {
     if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false"))
       return n.Scalar() == "true";
-    error(n, path, fmt::format("must be true or false, got '{}'", n.IsScalar() ? n.Scalar() : "?"));
+    error(
+        n, path,
+        fmt::format("must be true or false, got '{}'", n.IsScalar() ? printable(n.Scalar()) : "?"));
     return std::nullopt;
   }
 
@@ -103,7 +123,7 @@ public:
       return std::nullopt;
     auto a = parse_ip(*s);
     if (!a)
-      error(n, path, fmt::format("must be an IPv4 or IPv6 address, got '{}'", *s));
+      error(n, path, fmt::format("must be an IPv4 or IPv6 address, got '{}'", printable(*s)));
     return a;
   }
 
@@ -115,7 +135,7 @@ public:
       return std::nullopt;
     auto v = parse(*s);
     if (!v)
-      error(n, path, fmt::format("must be one of {}, got '{}'", expected, *s));
+      error(n, path, fmt::format("must be one of {}, got '{}'", expected, printable(*s)));
     return v;
   }
 
@@ -216,7 +236,8 @@ void decode_health_into(decoder& d, const YAML::Node& n, const std::string& p, h
         *dst = *v;
   if (h.path.empty() || h.path[0] != '/' || h.path.find_first_of(" \r\n") != std::string::npos)
     d.error(f.count("path") ? f["path"] : n, p + ".path",
-            fmt::format("must start with '/' and hold no space or line break, got '{}'", h.path));
+            fmt::format("must start with '/' and hold no space or line break, got '{}'",
+                        printable(h.path)));
   if (h.host.find_first_of(" \r\n") != std::string::npos)
     d.error(f["host"], p + ".host", "must hold no space or line break");
   if (h.status_min > h.status_max)
@@ -230,7 +251,7 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
   auto f = d.fields(n, p,
                     {"name", "vip", "port", "proto", "mode", "scheduler", "hash_src", "sh_prefix4",
                      "sh_prefix6", "sh_timeout", "timeouts", "gue_port", "on_backend_down",
-                     "health", "backends"});
+                     "health", "announce", "quorum", "backends"});
   if (!n.IsMap())
     return;
   d.require(f, n, p, {"name", "vip", "port"});
@@ -297,12 +318,25 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
   }
   if (f.count("health"))
     decode_health_into(d, f["health"], p + ".health", s.health);
+  if (f.count("announce"))
+    if (auto v = d.word<announce_policy>(f["announce"], p + ".announce", "quorum, always, never",
+                                         parse_announce))
+      s.announce = *v;
+  if (f.count("quorum"))
+    if (auto v = d.integer(f["quorum"], p + ".quorum", 1, 65535))
+      s.quorum = uint32_t(*v);
   if (f.count("backends")) {
     const auto& bn = f["backends"];
     if (bn.IsNull())
       return;
     if (!bn.IsSequence()) {
       d.error(bn, p + ".backends", "must be a list");
+      return;
+    }
+    if (bn.size() > abi::default_capacities.max_backends) {
+      d.error(bn, p + ".backends",
+              fmt::format("at most {} backends, got {}", abi::default_capacities.max_backends,
+                          bn.size()));
       return;
     }
     for (size_t j = 0; j < bn.size(); ++j) {
@@ -342,6 +376,10 @@ decode_result decode_config(const YAML::Node& root) {
     const auto& sn = f["services"];
     if (!sn.IsNull() && !sn.IsSequence()) {
       d.error(sn, "services", "must be a list");
+    } else if (sn.IsSequence() && sn.size() > abi::default_capacities.max_services) {
+      d.error(sn, "services",
+              fmt::format("at most {} services, got {}", abi::default_capacities.max_services,
+                          sn.size()));
     } else if (sn.IsSequence()) {
       for (size_t i = 0; i < sn.size(); ++i) {
         named_service s;

@@ -40,6 +40,8 @@ void diff_service(const named_service& a, const named_service& b, std::vector<st
   field(ch, "gue_port", a.cfg.gue_port, b.cfg.gue_port);
   field(ch, "on_backend_down", a.cfg.reset_on_down ? "reset" : "keep",
         b.cfg.reset_on_down ? "reset" : "keep");
+  field(ch, "announce", announce_name(a.announce), announce_name(b.announce));
+  field(ch, "quorum", a.quorum, b.quorum);
   for (const auto& tf : flow_timeout_fields)
     field(ch, (std::string("timeouts.") + tf.name).c_str(), a.cfg.timeouts.*tf.member,
           b.cfg.timeouts.*tf.member);

@@ -84,6 +84,7 @@ std::string to_yaml(const cp_config& c) {
                      unsigned(s.cfg.sh_prefix4), unsigned(s.cfg.sh_prefix6), s.cfg.sh_timeout_s,
                      s.cfg.gue_port, s.cfg.reset_on_down ? "reset" : "keep", timeouts_yaml(t));
     o += fmt::format("    health: {}\n", health_yaml(s.health));
+    o += fmt::format("    announce: {}\n    quorum: {}\n", announce_name(s.announce), s.quorum);
     o += s.cfg.backends.empty() ? "    backends: []\n" : "    backends:\n";
     for (const auto& b : s.cfg.backends) {
       auto h = s.backend_health.find(format_endpoint(b.addr, b.port ? b.port : s.cfg.port));
@@ -124,6 +125,8 @@ nlohmann::json to_json(const named_service& s) {
           {"gue_port", s.cfg.gue_port},
           {"on_backend_down", s.cfg.reset_on_down ? "reset" : "keep"},
           {"health", to_json(s.health)},
+          {"announce", std::string(announce_name(s.announce))},
+          {"quorum", s.quorum},
           {"timeouts", timeouts_json(t)},
           {"backends", backends}};
 }

@@ -1,11 +1,15 @@
 #include "config_load.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <fmt/format.h>
-#include <fstream>
-#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config_validate.h"
+#include "input_limits.h"
 
 namespace sluice::cp {
 
@@ -13,13 +17,17 @@ std::string format_issues(const std::string& label, std::vector<located_issue> i
   std::stable_sort(issues.begin(), issues.end(),
                    [](const auto& a, const auto& b) { return a.line < b.line; });
   std::string out;
-  for (const auto& i : issues) {
+  const size_t shown = std::min(issues.size(), input_limits::max_issues);
+  for (size_t k = 0; k < shown; ++k) {
+    const auto& i = issues[k];
     if (!out.empty())
       out += '\n';
     if (!label.empty())
       out += i.line > 0 ? fmt::format("{}:{}: ", label, i.line) : label + ": ";
     out += i.what.path.empty() ? i.what.message : i.what.path + ": " + i.what.message;
   }
+  if (issues.size() > shown)
+    out += fmt::format("\n(more errors not shown: fix these first)");
   return out;
 }
 
@@ -33,29 +41,83 @@ std::vector<located_issue> all_issues(const decode_result& d, const abi::capacit
   return issues;
 }
 
-result<cp_config> load_config_text(const std::string& text, const std::string& label,
-                                   const abi::capacities& caps) {
-  YAML::Node root;
+result<YAML::Node> parse_yaml_bounded(const std::string& text, const std::string& label) {
+  if (text.size() > input_limits::max_config_bytes)
+    return make_error(fmt::format("{}: {} bytes, more than the {} a config may hold", label,
+                                  text.size(), input_limits::max_config_bytes));
+  if (const size_t at = invalid_utf8_at(text); at != std::string::npos) {
+    const auto line = 1 + std::count(text.begin(), text.begin() + long(at), '\n');
+    return make_error(fmt::format("{}:{}: not valid UTF-8 (byte 0x{:02x} at offset {}); save "
+                                  "the file as UTF-8",
+                                  label, line, uint8_t(text[at]), at));
+  }
+  std::vector<YAML::Node> docs;
   try {
-    root = YAML::Load(text);
+    docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     return make_error(fmt::format("{}:{}:{}: malformed YAML: {}", label, e.mark.line + 1,
                                   e.mark.column + 1, e.msg));
   }
-  auto d = decode_config(root);
+  if (docs.size() > 1)
+    return make_error(fmt::format("{}:{}: a second YAML document ('---'): a config is one "
+                                  "document; merge them or remove the separator",
+                                  label, docs[1].Mark().line + 1));
+  YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
+  if (auto b = check_yaml_tree(root); !b)
+    return make_error(fmt::format("{}: {}", label, b.error_message()));
+  return root;
+}
+
+result<cp_config> load_config_text(const std::string& text, const std::string& label,
+                                   const abi::capacities& caps) {
+  auto root = parse_yaml_bounded(text, label);
+  if (!root)
+    return root.err();
+  auto d = decode_config(root.value());
   auto issues = all_issues(d, caps);
   if (!issues.empty())
     return make_error(format_issues(label, std::move(issues)));
   return std::move(d.config);
 }
 
-result<cp_config> load_config_file(const std::string& path, const abi::capacities& caps) {
-  std::ifstream in(path);
-  if (!in)
+result<std::string> read_file_bounded(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
     return make_error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_config_text(ss.str(), path, caps);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(fmt::format("{}: not a regular file", path));
+  }
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      auto e = make_error(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+      ::close(fd);
+      return e;
+    }
+    if (n == 0)
+      break;
+    if (text.size() + size_t(n) > max_bytes) {
+      ::close(fd);
+      return make_error(
+          fmt::format("{}: larger than the {} bytes a config may hold", path, max_bytes));
+    }
+    text.append(buf, size_t(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+result<cp_config> load_config_file(const std::string& path, const abi::capacities& caps) {
+  auto text = read_file_bounded(path, input_limits::max_config_bytes);
+  if (!text)
+    return text.err();
+  return load_config_text(text.value(), path, caps);
 }
 
 } // namespace sluice::cp

@@ -14,6 +14,14 @@
 
 namespace sluice::cp {
 
+// The YAML tree of `text`, refused before decoding when it is larger than
+// input_limits allow, not UTF-8, more than one document, too deep or too many
+// nodes with aliases expanded. Messages start with `label`.
+result<YAML::Node> parse_yaml_bounded(const std::string& text, const std::string& label);
+
+// The whole of a regular file, refused when larger than `max_bytes`.
+result<std::string> read_file_bounded(const std::string& path, size_t max_bytes);
+
 // Parses and validates `text`; `label` names it in messages (a file name).
 result<cp_config> load_config_text(const std::string& text, const std::string& label,
                                    const abi::capacities& caps);

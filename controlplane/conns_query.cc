@@ -8,6 +8,7 @@
 
 #include "config_model.h"
 #include "dataplane_telemetry.h"
+#include "flow_states.h"
 #include "ip_addr.h"
 #include "publisher.h"
 #include "shm_region.h"
@@ -19,11 +20,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// The dataplane's flow states (dataplane/tcp_fsm.h, flow_state_names): the
-// dataplane refuses any other name, this list only words the error early.
-constexpr const char* state_names[] = {"syn",     "established",   "fin",      "closed",
-                                       "udp",     "syn_recv",      "last_ack", "time_wait",
-                                       "adopted", "udp_unanswered"};
 // Matches flow_page_max in dataplane/flow_telemetry.h (the dataplane caps a
 // larger request anyway).
 constexpr uint32_t dataplane_page = 128;
@@ -77,12 +73,13 @@ result<conns_request> parse_conns_request(const json& req) {
   }
   if (!r.state.empty()) {
     bool known = false;
-    for (const char* s : state_names)
+    std::string all;
+    for (std::string_view s : flow_state_names) {
       known |= r.state == s;
+      all += fmt::format("{}{}", all.empty() ? "" : ", ", s);
+    }
     if (!known)
-      return make_error(fmt::format("state: must be syn, syn_recv, established, fin, last_ack, "
-                                    "time_wait, closed, adopted, udp or udp_unanswered, got '{}'",
-                                    r.state));
+      return make_error(fmt::format("state: must be one of {}; got '{}'", all, r.state));
   }
   if (!r.client.empty() && !parse_prefix(r.client) && !parse_ip(r.client))
     return make_error(

@@ -27,7 +27,7 @@ struct conns_request {
   std::string service; // name, empty = all
   std::string backend; // ADDR or ADDR:PORT ([v6]:PORT), empty = all
   std::string client;  // ADDR or PREFIX, empty = all
-  std::string state;   // a flow state name (dataplane/tcp_fsm.h), empty = all
+  std::string state;   // a name of flow_states.h, empty = all
   uint32_t limit = 1000;
   std::string cursor; // "" = the start; else the previous page's `next`
 };

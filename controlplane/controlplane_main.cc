@@ -14,10 +14,14 @@
 #include "api_server.h"
 #include "config_encode.h"
 #include "config_load.h"
+#include "ha_daemon.h"
 #include "health_daemon.h"
+#include "input_limits.h"
 #include "instance_lock.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_ports.h"
+#include "port_stats_query.h"
 #include "publisher.h"
 #include "shm_atomic.h"
 #include "shm_publish.h"
@@ -39,8 +43,10 @@ struct options {
   std::string log_format = "text";
   uint32_t ack_timeout_ms = 2000;
   bool validate = false;
+  bool allow_empty = false;
   std::vector<std::string> steer_nat_pool, steer_own;
   steer_hook_options steer;
+  ha_options ha;
 };
 
 // Every message of this file and of the health checks goes through log.h;
@@ -70,6 +76,9 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "ack-timeout-ms", po::value(&o.ack_timeout_ms)->value_name("MS"),
       "how long a change waits for every worker to acknowledge (default 2000)")(
       "validate", po::bool_switch(&o.validate), "only check the config file and exit")(
+      "allow-empty", po::bool_switch(&o.allow_empty),
+      "start even when the state file (or its absence) would publish zero services over a "
+      "non-empty config or table")(
       "log-format", po::value(&o.log_format)->value_name("text|json"),
       "stderr log lines: text (timestamp level message; syslog prefix under systemd) or "
       "json (one object per line)")("version", "print the version and exit")(
@@ -79,6 +88,7 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "the dataplane's NAT-pool addresses for vip_steer (default: keep the map's)")(
       "steer-own", po::value(&o.steer_own)->value_name("IP")->composing(),
       "the dataplane's own addresses for vip_steer (default: keep the map's)");
+  add_ha_options(d, o.ha);
   try {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
@@ -118,6 +128,11 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       }
       out->push_back(*ip);
     }
+  if (auto h = finish_ha_options(o.ha); !h) {
+    log(h.error_message());
+    exit_code = 2;
+    return std::nullopt;
+  }
   if (!o.steer.iface.empty() && !steer_hook_available()) {
     log_error("--steer-iface: this build has no libbpf (bpf/ was not built)");
     exit_code = 2;
@@ -129,6 +144,95 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     return std::nullopt;
   }
   return o;
+}
+
+// Services in the published table (0 when nothing was published yet).
+uint32_t published_services(const shm_region& region) {
+  const table_view v = current_view(region);
+  if (!v.hdr)
+    return 0;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < v.hdr->service_limit; ++i)
+    n += (v.services[i].flags & sluice::abi::service_in_use) ? 1 : 0;
+  return n;
+}
+
+// What to load at start: the state file of the previous run when it is sound,
+// else the last good one (PATH.prev), else --config, loudly. Never silently
+// zero services: a state file with none over a non-empty --config needs
+// --allow-empty.
+result<cp_config> choose_start_config(const options& o, const std::string& state_file,
+                                      cp_config cfg, const sluice::abi::capacities& caps) {
+  std::error_code ec;
+  if (!std::filesystem::exists(state_file, ec))
+    return cfg;
+  const std::string inst = cfg.instance;
+  auto s = load_state_file(state_file, caps);
+  std::string source = state_file;
+  if (!s) {
+    log(fmt::format("WARNING: state file refused: {}", s.error_message()));
+    const std::string refused = state_file + ".refused";
+    if (::rename(state_file.c_str(), refused.c_str()) == 0)
+      log(fmt::format("WARNING: kept the refused file as {} for inspection", refused));
+    const std::string prev = previous_state_path(state_file);
+    if (std::filesystem::exists(prev, ec)) {
+      s = load_state_file(prev, caps);
+      source = prev;
+      if (!s)
+        log(fmt::format("WARNING: previous state file refused too: {}", s.error_message()));
+    }
+  }
+  if (!s) {
+    if (o.config.empty() && !o.allow_empty)
+      return make_error("no usable state file and no --config to fall back to: refusing to "
+                        "start with zero services (give --config, or --allow-empty)");
+    log(fmt::format("WARNING: falling back to {}: changes made through the API since it was "
+                    "last applied are LOST; check the config before going on",
+                    o.config.empty() ? "an empty config (--allow-empty)" : o.config));
+    return cfg;
+  }
+  if (s->services.empty() && !cfg.services.empty() && !o.allow_empty)
+    return make_error(fmt::format("state file {} holds no services but {} holds {}: refusing to "
+                                  "start with zero services (remove the state file to use the "
+                                  "config, or pass --allow-empty)",
+                                  source, o.config, cfg.services.size()));
+  log(fmt::format("state file {} found: it holds the live config of the previous run and wins "
+                  "over {}",
+                  source, o.config.empty() ? "the (absent) --config" : o.config));
+  cfg = std::move(s.value());
+  cfg.instance = inst;
+  return cfg;
+}
+
+// SIGHUP: the config file again, with `sluicectl apply` semantics (validated
+// whole, published all-or-nothing, persisted), logged either way.
+void reload_config(const options& o, cp_state& state, const sluice::abi::capacities& caps) {
+  if (o.config.empty()) {
+    log("SIGHUP: no --config to reload; nothing changed");
+    return;
+  }
+  auto c = load_config_file(o.config, caps);
+  if (!c) {
+    log(fmt::format("SIGHUP: {} is invalid, nothing changed:\n{}", o.config, c.error_message()));
+    return;
+  }
+  if (c->instance.empty() || !o.instance.empty())
+    c->instance = state.desired().instance;
+  if (c->instance != state.desired().instance) {
+    log(fmt::format("SIGHUP: {} names instance '{}', this is '{}'; nothing changed", o.config,
+                    c->instance, state.desired().instance));
+    return;
+  }
+  auto r = state.apply(std::move(c.value()));
+  if (!r) {
+    log(fmt::format("SIGHUP: reload of {} failed, nothing changed: {}", o.config,
+                    r.error_message()));
+    return;
+  }
+  log(fmt::format("SIGHUP: reloaded {}: generation {}, {} change(s){}", o.config, r->generation,
+                  r->diff.size(), r->warning.empty() ? "" : "; warning: " + r->warning));
+  for (const auto& d : r->diff)
+    log("  " + d);
 }
 
 int run(const options& o) {
@@ -163,26 +267,23 @@ int run(const options& o) {
     return 1;
   }
   std::error_code ec;
-  if (std::filesystem::exists(state_file, ec)) {
-    auto s = load_config_file(state_file, caps);
-    if (!s) {
-      std::fprintf(stderr, "%s\n", s.error_message().c_str());
-      log_error(fmt::format("state file {} is invalid; fix or remove it", state_file));
-      return 1;
-    }
-    log(fmt::format("state file {} found: it holds the live config of the previous run and wins "
-                    "over {}",
-                    state_file, o.config.empty() ? "the (absent) --config" : o.config));
-    const std::string inst = cfg.instance;
-    cfg = std::move(s.value());
-    cfg.instance = inst;
-  } else {
-    std::filesystem::create_directories(std::filesystem::path(state_file).parent_path(), ec);
+  auto chosen = choose_start_config(o, state_file, cfg, caps);
+  if (!chosen) {
+    log_error(chosen.error_message());
+    return 1;
   }
-
+  cfg = std::move(chosen.value());
+  if (!std::filesystem::exists(state_file, ec))
+    std::filesystem::create_directories(std::filesystem::path(state_file).parent_path(), ec);
   auto region = shm_region::create_or_attach(shm_path, caps);
   if (!region) {
     log_error(fmt::format("{}: {}", shm_path, region.error_message()));
+    return 1;
+  }
+  if (cfg.services.empty() && !o.allow_empty && published_services(region.value()) > 0) {
+    log(fmt::format("refusing to start: {} publishes {} services and the config to load has "
+                    "none; this would empty the load balancer (use --allow-empty if intended)",
+                    shm_path, published_services(region.value())));
     return 1;
   }
   publisher pub(region.value());
@@ -191,11 +292,12 @@ int run(const options& o) {
   pub.heartbeat();
 
   publish_stats publishes;
-  cp_state state(caps,
-                 with_steer_update(
-                     make_shm_publish(pub, std::chrono::milliseconds(o.ack_timeout_ms), publishes),
-                     o.steer, log),
-                 [&](const cp_config& c) { return write_file_atomic(state_file, to_yaml(c)); });
+  cp_state state(
+      caps,
+      with_steer_update(
+          make_shm_publish(pub, std::chrono::milliseconds(o.ack_timeout_ms), publishes), o.steer,
+          log),
+      [&](const cp_config& c) { return write_file_atomic(state_file, seal_state(to_yaml(c))); });
   state.set_generation(pub.generation());
   auto first = state.load(cfg);
   if (!first) {
@@ -221,6 +323,17 @@ int run(const options& o) {
     return 1;
   }
   ctx.annotate_backends = [&](const std::string& s, nlohmann::json& b) { health.annotate(s, b); };
+  if (!o.steer.iface.empty())
+    ctx.steer_counters = [iface = o.steer.iface] { return steer_counters(iface); };
+  // Announces the NAT pool given for vip_steer too (docs/high-availability.md).
+  ha_daemon ha(o.ha, cfg.instance, o.steer.nat_pool, [](const std::string& m) { log(m); });
+  if (auto h = ha.start(); !h) {
+    log(h.error_message());
+    return 1;
+  }
+  ctx.extra_commands = [&](const std::string& cmd, const nlohmann::json& req) {
+    return ha.handle(cmd, req, state, region.value(), pub);
+  };
   api_handler api(ctx);
 
   server_hooks hooks;
@@ -241,14 +354,28 @@ int run(const options& o) {
     in.lagging_workers = uint32_t(pub.lagging_workers(pub.generation()).size());
     in.uptime_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-    return render_metrics(in) + health.metrics();
+    auto ports = query_port_stats(shm_path, std::chrono::milliseconds(500));
+    nlohmann::json steer = ctx.steer_counters ? ctx.steer_counters() : nlohmann::json();
+    return render_metrics(in) + health.metrics() +
+           render_port_metrics(ports ? &ports.value() : nullptr,
+                               ctx.steer_counters ? &steer : nullptr) +
+           ha.metrics();
   };
+  hooks.log = log;
+  hooks.reload = [&] { reload_config(o, state, caps); };
   hooks.tick = [&] {
     pub.heartbeat();
     health.tick(&region.value(), &pub.builder());
+    ha.tick(state, region.value(), pub);
   };
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
-  auto served = serve({socket, o.metrics, 50}, hooks); // 50 ms ticks: health changes publish fast
+  server_options so;
+  so.socket_path = socket;
+  so.metrics_addr = o.metrics;
+  so.tick_ms = 50; // health changes publish fast
+  so.max_request_bytes = input_limits::max_request_bytes;
+  auto served = serve(so, hooks);
+  ha.shutdown(); // withdraw first, stop second
   if (!served) {
     log_error(served.error_message());
     return 1;

@@ -47,7 +47,11 @@ po::options_description service_options() {
       "timeout-adopted", po::value<int64_t>()->value_name("S"),
       "flow adopted mid-connection (no SYN), s (default 10)")(
       "health", po::value<std::string>()->value_name("JSON"),
-      "health check as a JSON object, fields as in the config file's `health`");
+      "health check as a JSON object, fields as in the config file's `health`")(
+      "announce", po::value<std::string>()->value_name("quorum|always|never"),
+      "BGP announcement of the VIP (default quorum)")(
+      "quorum", po::value<int64_t>()->value_name("N"),
+      "healthy backends needed to announce (default 1)");
   return d;
 }
 
@@ -88,8 +92,6 @@ status add_health(const po::variables_map& vm, json& target) {
   return {};
 }
 
-// A JSON value as one word of a save line: compact, and the spaces that can
-// only occur inside its strings written as \u0020 (still valid JSON).
 // The sluicectl option of a timeout field: "syn_recv" -> "timeout-syn-recv".
 std::string timeout_option(const char* field) {
   std::string o = std::string("timeout-") + field;
@@ -99,6 +101,8 @@ std::string timeout_option(const char* field) {
   return o;
 }
 
+// A JSON value as one word of a save line: compact, and the spaces that can
+// only occur inside its strings written as \u0020 (still valid JSON).
 std::string one_word(const json& j) {
   std::string s = j.dump();
   std::string o;
@@ -114,7 +118,7 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
   if (!vm)
     return vm.err();
   json f = json::object();
-  for (const char* k : {"vip", "proto", "mode", "scheduler"})
+  for (const char* k : {"vip", "proto", "mode", "scheduler", "announce"})
     if (vm->count(k))
       f[k] = (*vm)[k].as<std::string>();
   if (vm->count("on-backend-down"))
@@ -134,6 +138,8 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
       key[2] = '_';
       f[key] = (*vm)[k].as<int64_t>();
     }
+  if (vm->count("quorum"))
+    f["quorum"] = (*vm)["quorum"].as<int64_t>();
   if (vm->count("gue-port"))
     f["gue_port"] = (*vm)["gue-port"].as<int64_t>();
   for (const auto& tf : flow_timeout_fields)
@@ -198,6 +204,8 @@ std::string save_text(const json& c) {
     opt_num("sh-timeout", s.at("sh_timeout").get<uint64_t>(), ds.sh_timeout_s);
     opt_num("gue-port", s.at("gue_port").get<uint64_t>(), ds.gue_port);
     opt_str("on-backend-down", s.value("on_backend_down", std::string("keep")), "keep");
+    opt_str("announce", s.value("announce", std::string("quorum")), "quorum");
+    opt_num("quorum", s.value("quorum", uint64_t(1)), 1);
     for (const auto& tf : flow_timeout_fields)
       if (t.contains(tf.name))
         opt_num(timeout_option(tf.name).c_str(), t.at(tf.name).get<uint64_t>(),

@@ -107,12 +107,14 @@ void prober::set_targets(std::vector<probe_target> targets) {
 }
 
 void prober::close_fd(slot& s) {
-  if (s.fd < 0)
-    return;
-  linger l{1, 0}; // RST on close: no TIME_WAIT per check
-  ::setsockopt(s.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-  ::close(s.fd); // also leaves the epoll set
-  s.fd = -1;
+  // Also when socket() failed (fd -1, e.g. EMFILE): the slot must go back to
+  // idle, or it would stay "in flight" and never be checked again.
+  if (s.fd >= 0) {
+    linger l{1, 0}; // RST on close: no TIME_WAIT per check
+    ::setsockopt(s.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(s.fd); // also leaves the epoll set
+    s.fd = -1;
+  }
   if (s.ph != phase::idle)
     --in_flight_;
   s.ph = phase::idle;

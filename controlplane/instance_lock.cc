@@ -7,12 +7,25 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "file_trust.h"
+
 namespace sluice::cp {
 
 result<instance_lock> instance_lock::acquire(const std::string& lock_path) {
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+  // The lock lives next to the shared memory, often in /dev/shm (world-
+  // writable, sticky): O_NOFOLLOW so a planted symlink cannot make root
+  // truncate another file, and the file must be ours.
+  if (auto d = check_trusted_dir(dir_of(lock_path)); !d)
+    return make_error(fmt::format("lock file {}: {}", lock_path, d.error_message()));
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
   if (fd < 0)
-    return make_error(fmt::format("cannot open lock file {}: {}", lock_path, std::strerror(errno)));
+    return make_error(
+        fmt::format("cannot open lock file {}: {}", lock_path,
+                    errno == ELOOP ? "it is a symbolic link (remove it)" : std::strerror(errno)));
+  if (auto t = check_owned_file(fd, lock_path); !t) {
+    ::close(fd);
+    return make_error("lock file " + t.error_message());
+  }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
     std::string holder;

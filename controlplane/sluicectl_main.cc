@@ -20,6 +20,8 @@
 #include "ctl_args.h"
 #include "ctl_client.h"
 #include "ctl_drain.h"
+#include "ctl_peers.h"
+#include "ctl_ports.h"
 #include "ctl_view.h"
 #include "version.h"
 
@@ -352,6 +354,12 @@ int cmd_zero(context& c) {
   });
 }
 
+// A command without arguments: one request, its answer rendered.
+int simple(context& c, const char* cmd, std::string (*render)(const json&)) {
+  parse_cmd(c.args, po::options_description(), 0, fmt::format("sluicectl {} [--json]", cmd));
+  return read_answer(c, {{"cmd", cmd}}, render);
+}
+
 int cmd_status(context& c) {
   parse_cmd(c.args, po::options_description(), 0, "sluicectl status [--json]");
   return read_answer(c, {{"cmd", "status"}}, render_status);
@@ -435,8 +443,8 @@ po::options_description conns_options() {
       "client", po::value<std::string>()->value_name("PREFIX"),
       "only flows from this client address or prefix (e.g. 203.0.113.0/24)")(
       "state", po::value<std::string>()->value_name("STATE"),
-      "only flows in this state: syn, syn_recv, established, fin, last_ack, time_wait, "
-      "closed, adopted, udp, udp_unanswered")(
+      "only flows in this state: syn, syn_recv, established, fin, last_ack, time_wait, closed, "
+      "adopted, udp, udp_unanswered")(
       "limit", po::value<uint64_t>()->value_name("N")->default_value(0),
       "stop after N flows (default 0: all of them, fetched page by page)")(
       "no-header", po::bool_switch(), "omit the column names")(
@@ -500,6 +508,15 @@ po::options_description top_options() {
                   "stop after N screens (0 = until interrupted)")(
       "interval-ms", po::value<int>()->value_name("MS")->default_value(1000), "refresh interval");
   return d;
+}
+
+int cmd_ports(context& c) {
+  po::options_description d("options");
+  d.add_options()("xstats", po::bool_switch(), "also list the driver's non-zero xstats");
+  auto p = parse_cmd(c.args, d, 0, "sluicectl ports [--xstats] [--json]");
+  const bool xstats = p.vm["xstats"].as<bool>();
+  return read_answer(c, {{"cmd", "ports"}},
+                     [xstats](const json& a) { return render_ports(a, xstats); });
 }
 
 int cmd_top(context& c) {
@@ -568,6 +585,15 @@ const std::vector<command>& commands() {
        "[SERVICE] [--backend ADDR[:PORT]] [--client PREFIX] [--state S] [--limit N]: tracked "
        "flows, read from the running dataplane (all of them by default)",
        cmd_conns},
+      {"ports", "[--xstats]: NIC/port, queue, AF_XDP socket and vip_steer counters", cmd_ports},
+      {"instance drain", "withdraw every BGP route of this instance (flows continue)",
+       [](context& c) { return simple(c, "instance.drain", render_drain); }},
+      {"instance undrain", "announce again where services qualify",
+       [](context& c) { return simple(c, "instance.undrain", render_drain); }},
+      {"bgp", "announced and withdrawn prefixes, and why",
+       [](context& c) { return simple(c, "bgp", render_bgp); }},
+      {"peers", "peer instances: state, lost messages, table digests equal or not",
+       [](context& c) { return simple(c, "peers", render_peers); }},
   };
   return list;
 }

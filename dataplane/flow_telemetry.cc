@@ -67,9 +67,9 @@ bool parse_params(const char* params, uint64_t& cursor, size_t& limit, flow_filt
       f.backend = int64_t(n);
     } else if (key == "state") {
       f.state = -2;
-      for (size_t s = 0; s < flow_state_names.size(); ++s)
-        if (val == flow_state_names[s])
-          f.state = int16_t(s);
+      for (int16_t s = 0; s < int16_t(flow_state_count); ++s)
+        if (val == flow_state_names[size_t(s)])
+          f.state = s;
       if (f.state == -2)
         return false;
     } else if (key == "client") {

@@ -21,6 +21,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_pdump.h>
 
 #include "dataplane_options.h"
 #include "eal_memory.h"
@@ -29,6 +30,7 @@
 #include "neighbour_table.h"
 #include "pipeline.h"
 #include "port_setup.h"
+#include "port_stats.h"
 #include "shm_atomic.h"
 #include "shm_region.h"
 #include "version.h"
@@ -140,14 +142,16 @@ int run(const dataplane_options& o) {
 
   // Mbufs, ports, rings.
   const int socket = int(rte_socket_id());
-  auto pool_r = create_mempool(uint16_t(st.ports.size()), n_workers, o.mtu, socket);
+  auto pool_r =
+      create_mempool(uint16_t(st.ports.size()), n_workers, o.mtu, socket, o.rx_desc, o.tx_desc);
   if (!pool_r)
     die(1, pool_r.error_message());
   rte_mempool* pool = pool_r.value();
 
   std::vector<port_info> infos;
   for (uint16_t port : st.ports) {
-    auto p = setup_port(port_request{port, n_workers, o.mtu, pool, socket});
+    auto p = setup_port(
+        port_request{port, n_workers, o.mtu, pool, socket, true, o.rx_desc, o.tx_desc});
     if (!p)
       die(1, p.error_message());
     std::printf("%s\n", describe_port(p.value()).c_str());
@@ -204,7 +208,8 @@ int run(const dataplane_options& o) {
     // the NIC does, so every worker drains its handoff ring.
     c.handoff = n_workers > 1 ? handoff_r.value()[w] : nullptr;
     c.exception = exception_r.value();
-    c.idle = idle_config{o.busy_poll, o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us};
+    c.idle = idle_config{o.busy_poll, o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us,
+                         o.idle_sleep_max_us};
   }
 
   neighbour_manager_config ncfg;
@@ -240,8 +245,9 @@ int run(const dataplane_options& o) {
                                   : "hardware RSS (DSR and nat on their queue; dnat handed to "
                                     "its owner)",
               o.busy_poll ? "busy-poll"
-                          : fmt::format("back-off after {} polls, {} pause polls, sleep {} us",
-                                        o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us)
+                          : fmt::format("back-off after {} polls, {} pause polls, sleep {}..{} us",
+                                        o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us,
+                                        o.idle_sleep_max_us)
                                 .c_str());
 
   for (uint16_t w = 0; w < n_workers; ++w) {
@@ -254,6 +260,12 @@ int run(const dataplane_options& o) {
     for (auto& p : st.pipelines)
       pls.push_back(p.get());
     register_flow_telemetry(pls);
+    std::vector<port_stats_source> sources;
+    for (size_t i = 0; i < infos.size(); ++i)
+      sources.push_back(port_stats_source{infos[i].port_id,
+                                          o.two_armed ? (i == 0 ? "client" : "backend") : "port",
+                                          infos[i].xsk_fds});
+    register_port_telemetry(sources);
   }
   // Tell the control plane where our telemetry socket is: a symlink it finds
   // from the shared-memory path (it cannot know our EAL file prefix).
@@ -274,6 +286,7 @@ int run(const dataplane_options& o) {
               static_cast<unsigned long>(nm.requests_sent()),
               static_cast<unsigned long>(nm.learned()));
   nm.print_stats();
+  unregister_port_telemetry();
   for (uint16_t port : st.ports)
     shutdown_port(port);
   unregister_flow_telemetry();
@@ -337,7 +350,17 @@ int main(int argc, char** argv) {
   }
   const std::string runtime_dir = rte_eal_get_runtime_dir();
   g_eal_prefix = runtime_dir.substr(runtime_dir.rfind('/') + 1);
+  // Packet capture: dpdk-pdump (a secondary process) attaches through the
+  // EAL's multi-process channel, which --no-shconf / --in-memory disable.
+  const bool pdump = rte_pdump_init() == 0;
+  if (!pdump)
+    std::fprintf(stderr,
+                 "%s: note: packet capture (dpdk-pdump) unavailable: %s (it needs the EAL's "
+                 "multi-process support: no --no-shconf or --in-memory)\n",
+                 prog, rte_strerror(rte_errno));
   int rc = run(opts.value());
+  if (pdump)
+    rte_pdump_uninit();
   release_eal_memory();
   return rc;
 }

@@ -163,10 +163,10 @@ public:
   // table, then the IPv6 one), until `out` holds `max` rows. Returns the
   // position to resume from, or flow_cursor_end when the tables are done: a
   // caller pages through any number of flows in bounded replies. Safe to call
-  // from another thread while the worker forwards: every row is read under
-  // its bucket's sequence counter (flow_table.h), so no lock and no
-  // registration are needed; `reader_id` is kept for API stability and
-  // ignored. A row may be a moment old; it is never torn across two flows.
+  // from another thread while the worker forwards: every row is read under its
+  // bucket's sequence counter (flow_table.h), so no lock and no registration
+  // are needed; `reader_id` is kept for API stability and ignored. A row may
+  // be a moment old; it is never torn across two flows.
   uint64_t list_flows(std::vector<flow_row>& out, size_t max, const flow_filter& filter,
                       uint64_t cursor, uint32_t reader_id) const;
   pipeline_impl& impl() { return *impl_; }

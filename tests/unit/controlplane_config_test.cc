@@ -87,7 +87,7 @@ TEST_CASE("errors name file, line and field path") {
   CHECK(errors_of(y) ==
         "t.yaml:9: services[0].colour: unknown field (expected one of: name, vip, port, proto, "
         "mode, scheduler, hash_src, sh_prefix4, sh_prefix6, sh_timeout, timeouts, gue_port, "
-        "on_backend_down, health, backends)");
+        "on_backend_down, health, announce, quorum, backends)");
 
   y = good;
   y.replace(y.find("10.0.0.12"), 9, "10.0.0.300");

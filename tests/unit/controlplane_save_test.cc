@@ -25,6 +25,8 @@ services:
     on_backend_down: reset
     timeouts: {syn: 20, fin: 5, time_wait: 4, closed: 2, adopted: 12, udp_unanswered: 25,
                syn_recv: 15}
+    announce: always
+    quorum: 2
     health: {check: http, path: /healthz, host: www.example.org, interval_ms: 500,
              fall: 3, status_min: 200, status_max: 299, body_contains: "all good"}
     backends:
