@@ -33,8 +33,9 @@ _sluicectl() {
         --scheduler) COMPREPLY=($(compgen -W "maglev rr wrr lc wlc sh random two-choices least-bandwidth least-response-time" -- "$cur")); return ;;
         --on-backend-down) COMPREPLY=($(compgen -W "keep reset" -- "$cur")); return ;;
         --hash-src) COMPREPLY=($(compgen -W "true false" -- "$cur")); return ;;
+        --announce) COMPREPLY=($(compgen -W "quorum always never" -- "$cur")); return ;;
     esac
-    local svc_opts="--vip --port --proto --mode --scheduler --hash-src --sh-prefix4 --sh-prefix6 --sh-timeout --gue-port --on-backend-down --timeout-syn --timeout-established --timeout-fin --timeout-udp --timeout-syn-recv --timeout-time-wait --timeout-closed --timeout-udp-unanswered --timeout-adopted --health"
+    local svc_opts="--vip --port --proto --mode --scheduler --hash-src --sh-prefix4 --sh-prefix6 --sh-timeout --gue-port --on-backend-down --timeout-syn --timeout-established --timeout-fin --timeout-udp --timeout-syn-recv --timeout-time-wait --timeout-closed --timeout-udp-unanswered --timeout-adopted --health --announce --quorum"
     local opts=""
     case "${words[0]} ${words[1]}" in
         "service add" | "service set") opts="$svc_opts" ;;
@@ -46,17 +47,19 @@ _sluicectl() {
         list\ *) opts="--stats --rate --interval-ms" ;;
         top\ *) opts="--iterations --interval-ms" ;;
         conns\ *) opts="--backend --client --state --limit --no-header --page-size" ;;
+        ports\ *) opts="--xstats" ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$opts --json --help --socket --instance --version" -- "$cur"))
         return
     fi
     case "${#words[@]}" in
-        0) COMPREPLY=($(compgen -W "service backend apply save restore status list top conns zero" -- "$cur")) ;;
+        0) COMPREPLY=($(compgen -W "service backend instance apply save restore status list top conns zero ports bgp peers" -- "$cur")) ;;
         1)
             case "${words[0]}" in
                 service) COMPREPLY=($(compgen -W "add del set list" -- "$cur")) ;;
                 backend) COMPREPLY=($(compgen -W "add del set-weight drain undrain list" -- "$cur")) ;;
+                instance) COMPREPLY=($(compgen -W "drain undrain" -- "$cur")) ;;
                 list | conns | zero) COMPREPLY=($(compgen -W "$(_sluicectl_services)" -- "$cur")) ;;
             esac ;;
         2)
