@@ -6,12 +6,15 @@
 namespace sluice::dp {
 
 template <typename Key> flow_table<Key>::~flow_table() {
-  if (mem_)
+  if (mem_ && memory_.release)
+    memory_.release(mem_, memory_.ctx);
+  else if (mem_)
     munmap(mem_, mem_size_);
 }
 
 template <typename Key>
-result<void> flow_table<Key>::init(const char* name, uint32_t capacity, uint64_t seed) {
+result<void> flow_table<Key>::init(const char* name, uint32_t capacity, uint64_t seed,
+                                   const flow_table_memory& memory) {
   if (capacity < ways)
     capacity = ways;
   // A third more ways than entries asked for: greedy two-choice buckets of 8
@@ -23,6 +26,17 @@ result<void> flow_table<Key>::init(const char* name, uint32_t capacity, uint64_t
   size_t bucket_bytes = size_t(n_buckets_) * sizeof(flow_bucket);
   size_t record_bytes = size_t(n_buckets_) * ways * sizeof(flow_record<Key>);
   mem_size_ = bucket_bytes + record_bytes;
+  memory_ = memory;
+  if (memory_.alloc) {
+    mem_ = memory_.alloc(mem_size_, memory_.ctx);
+    if (!mem_)
+      return make_error(fmt::format("flow table {}: cannot allocate {} MiB for {} entries", name,
+                                    mem_size_ >> 20, capacity));
+    buckets_ = static_cast<flow_bucket*>(mem_);
+    records_ = reinterpret_cast<flow_record<Key>*>(static_cast<uint8_t*>(mem_) + bucket_bytes);
+    count_ = 0;
+    return {};
+  }
   mem_ = mmap(nullptr, mem_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem_ == MAP_FAILED) {
     mem_ = nullptr;
@@ -52,15 +66,16 @@ void flow_table<Key>::lookup_bulk(const Key** keys, uint32_t n, int32_t* positio
       h[i] = hash(*k[i]);
       prefetch(h[i]);
     }
-    // Stage 2: the first matching record of each key (almost always the one).
+    // Stage 2: the records whose signature matches, in either bucket (a key
+    // lives in its second bucket about half the time).
     for (uint32_t i = 0; i < m; ++i) {
       uint16_t s = sig_of(h[i]);
-      const flow_bucket& b = buckets_[bucket1(h[i])];
-      for (uint32_t w = 0; w < ways; ++w)
-        if (b.sig[w] == s) {
-          __builtin_prefetch(&records_[bucket1(h[i]) * ways + w]);
-          break;
-        }
+      for (uint32_t bi : {bucket1(h[i]), bucket2(h[i])}) {
+        const flow_bucket& b = buckets_[bi];
+        for (uint32_t w = 0; w < ways; ++w)
+          if (b.sig[w] == s)
+            __builtin_prefetch(&records_[bi * ways + w]);
+      }
     }
     for (uint32_t i = 0; i < m; ++i)
       pos[i] = lookup(*k[i], h[i]);

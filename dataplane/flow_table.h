@@ -35,15 +35,18 @@
 // 64 B record + 8 B of bucket = 72 B (IPv4), 96 B (IPv6); per configured entry, with the headroom,
 // 96 B (IPv4) and 128 B (IPv6): over the 64 B goal, the price of O(1) eviction without moves (the
 // bucket line) and of never evicting before the configured capacity is reached. A NAT flow holds
-// two entries (forward and reply), each inserted under the same rules. Memory comes from anonymous
-// mmap with transparent huge pages requested; the table has no DPDK dependency and is unit-tested
+// two entries (forward and reply), each inserted under the same rules.
+// Memory comes from the caller's allocator (the dataplane: DPDK hugepages) or
+// anonymous mmap; the table itself has no DPDK dependency and is unit-tested
 // without EAL.
 //
 // Concurrency. Exactly one writer (the owning worker). Readers on other
 // threads (introspection: pipeline::list_flows) read a bucket under its
-// sequence counter: the writer makes it odd before a way changes identity
-// (insert, erase) and even again after; a reader copies the way's signature
-// and record between two reads of an equal, even counter, retrying otherwise.
+// sequence counter: the writer makes it odd before a way's signature changes
+// (publish, erase) and even again after; a new record is written while its way
+// is still empty (emplace) and published only once filled; a reader copies the
+// way's signature and record between two reads of an equal, even counter,
+// retrying otherwise.
 // Per-packet updates of a live flow (deadline, state) are single aligned
 // stores made without the counter: a reader may see a flow a moment old, never
 // a record torn across two flows.
@@ -125,6 +128,16 @@ struct alignas(64) flow_bucket {
 };
 static_assert(sizeof(flow_bucket) == 64);
 
+// Where the table's memory comes from. The dataplane passes DPDK's hugepage
+// allocator (NUMA-local, no TLB miss per packet at 1M flows); without one the
+// table maps anonymous memory with transparent huge pages requested (tests).
+// `alloc` must return zeroed memory aligned to 64 bytes, or nullptr.
+struct flow_table_memory {
+  void* (*alloc)(size_t bytes, void* ctx) = nullptr;
+  void (*release)(void* p, void* ctx) = nullptr;
+  void* ctx = nullptr;
+};
+
 // Where a new key goes: a free way, or a victim to release first.
 struct flow_slot {
   int32_t pos = -1;  // -1: no way at all (cannot happen with ways > 0)
@@ -144,7 +157,8 @@ public:
 
   // `capacity` entries (rounded up to a multiple of 8). `seed` randomises the
   // bucket choice so that a remote sender cannot aim at one bucket.
-  result<void> init(const char* name, uint32_t capacity, uint64_t seed);
+  result<void> init(const char* name, uint32_t capacity, uint64_t seed,
+                    const flow_table_memory& memory = {});
 
   uint64_t hash(const Key& k) const {
     return hash_bytes(reinterpret_cast<const uint8_t*>(&k), sizeof(Key), seed_);
@@ -170,20 +184,24 @@ public:
   // (e.g. the forward entry of the reply being inserted) is never the victim.
   flow_slot find_slot(uint64_t h, uint32_t now_ms, int32_t keep = -1) const;
 
-  // Takes way `pos` (free, from find_slot) for `k`. The entry is zeroed; the
-  // caller fills it and sets its class and deadline.
-  flow_entry& emplace(int32_t pos, const Key& k, uint64_t h) {
-    flow_bucket& b = buckets_[uint32_t(pos) / ways];
-    begin_write(b);
+  // Prepares way `pos` (free, from find_slot) for `k`: key written, entry
+  // zeroed, the way still empty to lookups and readers. The caller fills the
+  // entry, then publishes the way; a reader never sees it half filled.
+  flow_entry& emplace(int32_t pos, const Key& k) {
     flow_record<Key>& r = records_[pos];
     r.key = k;
     r.e = flow_entry{};
+    return r.e;
+  }
+  // Makes way `pos` (emplaced and filled) visible under hash `h`.
+  void publish(int32_t pos, uint64_t h) {
+    flow_bucket& b = buckets_[uint32_t(pos) / ways];
+    begin_write(b);
     b.cls[pos % ways] = uint8_t(evict_class::half_open);
     b.deadline[pos % ways] = no_deadline;
     std::atomic_ref<uint16_t>(b.sig[pos % ways]).store(sig_of(h), std::memory_order_relaxed);
     end_write(b);
     ++count_;
-    return r.e;
   }
   void erase(int32_t pos) {
     flow_bucket& b = buckets_[uint32_t(pos) / ways];
@@ -264,6 +282,7 @@ private:
   flow_record<Key>* records_ = nullptr;
   void* mem_ = nullptr;
   size_t mem_size_ = 0;
+  flow_table_memory memory_;
   uint32_t n_buckets_ = 0;
   uint32_t count_ = 0;
   uint64_t seed_ = 0;

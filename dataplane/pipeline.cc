@@ -5,6 +5,7 @@
 
 #include <rte_cycles.h>
 #include <rte_ether.h>
+#include <rte_malloc.h>
 #include <rte_prefetch.h>
 #include <rte_thash.h>
 
@@ -56,10 +57,18 @@ result<void> pipeline_impl::init() {
   std::string n6 = fmt::format("sluice_flows6_w{}", cfg_.worker_id);
   // A seed per worker and start: a remote sender cannot aim at one bucket.
   uint64_t seed = mix64(rte_rdtsc() ^ (uint64_t(cfg_.worker_id) << 48));
-  if (auto r = ft4_.init(n4.c_str(), cfg_.flow_capacity, seed); !r)
+  // DPDK memory: hugepages when the EAL has them, on the worker's NUMA node.
+  flow_table_memory mem;
+  mem.alloc = [](size_t bytes, void* ctx) {
+    return rte_zmalloc_socket("sluice_flows", bytes, RTE_CACHE_LINE_SIZE,
+                              int(reinterpret_cast<intptr_t>(ctx)));
+  };
+  mem.release = [](void* p, void*) { rte_free(p); };
+  mem.ctx = reinterpret_cast<void*>(intptr_t(cfg_.socket_id));
+  if (auto r = ft4_.init(n4.c_str(), cfg_.flow_capacity, seed, mem); !r)
     return r;
   uint32_t cap6 = cfg_.flow_capacity6 ? cfg_.flow_capacity6 : cfg_.flow_capacity;
-  if (auto r = ft6_.init(n6.c_str(), cap6, mix64(seed)); !r)
+  if (auto r = ft6_.init(n6.c_str(), cap6, mix64(seed), mem); !r)
     return r;
 
   if (cfg_.nat_port_min == 0 || cfg_.nat_port_min > cfg_.nat_port_max)

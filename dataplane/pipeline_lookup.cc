@@ -94,7 +94,7 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
     return to_backend<V6>(m, p, uint32_t(b), uint8_t(mode), hash, nullptr, s, rx, out);
   }
   table_added_ = true;
-  flow_entry& e = ft.emplace(pos, key, th);
+  flow_entry& e = ft.emplace(pos, key);
   e.backend = uint32_t(b);
   e.incarnation = be.incarnation;
   e.service = uint16_t(svc);
@@ -103,6 +103,9 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   e.mode = uint8_t(mode);
   e.syn_us = now_us_;
   std::memcpy(e.client_mac, frame + 6, 6);
+  // Visible from here on (also to the reply's slot search, which must not
+  // take this way).
+  ft.publish(pos, th);
 
   if (nat_mode) {
     key_t rkey{};
@@ -159,12 +162,13 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
       return drop(m, conflict ? drop_reason::reply_tuple_conflict : drop_reason::flow_table_full,
                   out);
     }
-    flow_entry& r = ft.emplace(rpos, rkey, rh);
+    flow_entry& r = ft.emplace(rpos, rkey);
     r.kind = flow_kind::reply;
     r.peer = uint32_t(pos);
     r.backend = e.backend;
     r.service = e.service;
     r.mode = e.mode;
+    ft.publish(rpos, rh);
     e.peer = uint32_t(rpos) + 1;
   }
 

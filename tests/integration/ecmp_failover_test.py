@@ -279,7 +279,10 @@ def active_passive():
     tb("start", 3, env={"SLUICE_TB_PREPEND_N": "3:2"})
     t0 = time.time()
     tb("stop", 2)
-    check(time.time() - t0 < 10, "graceful stop of lb2 (control plane withdraws first)")
+    check(time.time() - t0 < 10, "graceful stop of lb2")
+    log = open(f"{STATE}/controlplane2.log").read()
+    check("BGP: every route withdrawn" in log, "lb2's control plane withdrew on SIGTERM before the "
+          "dataplane stopped")
     check(wait_hops([1], 20) is not None, f"active-passive: only lb1 in the route ({next_hops()})")
     t0, out = time.time(), ""
     while time.time() - t0 < 30 and "65001 65001 65001" not in out:
@@ -339,6 +342,9 @@ def main():
         p = ctl_json(1, "peers")
         ups = [x for x in p.get("peers", []) if x["state"] == "up" and x["digests_equal"]]
         check(len(ups) == 2, f"lb1 sees 2 peers up with equal table digests: {p.get('peers')}")
+        text = ctl(1, "peers").stdout
+        check(text.count(" up ") == 2 and text.count(" equal ") == 2,
+              f"sluicectl peers shows both peers up, digests equal:\n{text}")
         b = ctl_json(1, "bgp")
         check(any(x["prefix"] == f"{VIP}/32" and x["announced"] for x in b.get("routes", [])),
               f"sluicectl bgp: {VIP}/32 announced")

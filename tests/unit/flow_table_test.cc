@@ -30,7 +30,8 @@ int32_t insert(flow_table<flow_key4>& t, const flow_key4& k, uint32_t now = 0) {
   flow_slot s = t.find_slot(h, now);
   if (!s.free)
     return -1;
-  t.emplace(s.pos, k, h).backend = k.src;
+  t.emplace(s.pos, k).backend = k.src;
+  t.publish(s.pos, h);
   return s.pos;
 }
 
@@ -153,9 +154,10 @@ TEST_CASE("a reader on another thread never sees a record torn across two flows"
       uint64_t h = t.hash(k);
       flow_slot s = t.find_slot(h, 0);
       if (s.free) {
-        flow_entry& e = t.emplace(s.pos, k, h);
+        flow_entry& e = t.emplace(s.pos, k);
         e.backend = k.src;
         e.hash = k.sport;
+        t.publish(s.pos, h);
         live.push_back(s.pos);
       }
     } else {
