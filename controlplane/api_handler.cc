@@ -193,6 +193,8 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     return stats();
   if (cmd == "conns")
     return conns(req);
+  if (cmd == "zero")
+    return zero(req);
   if (cmd == "ports") {
     auto r = query_port_stats(ctx_.shm_path, std::chrono::milliseconds(2000));
     if (!r)
@@ -351,6 +353,7 @@ json api_handler::stats() {
     return a;
   }
   auto snap = read_counters(*ctx_.region, ctx_.pub->builder(), c);
+  baseline_.apply(c, snap);
   // What the dataplane acts on (health checks, slow start applied), next to
   // the configured state: an operator must see a backend that checks down.
   const auto eff = ctx_.state->effective(c);
@@ -385,6 +388,21 @@ json api_handler::stats() {
     worker[std::string(worker_counter_names[i])] = snap.worker[i];
   a["worker"] = worker;
   return a;
+}
+
+// Counters from now on count from 0 in `stats` (counter_baseline.h).
+json api_handler::zero(const json& req) {
+  const auto& c = ctx_.state->desired();
+  std::string only;
+  if (req.contains("service")) {
+    only = need_string(req, "service");
+    if (!c.find(only))
+      throw request_error{fmt::format("service '{}' does not exist", only)};
+  }
+  if (!ctx_.region || !ctx_.pub)
+    throw request_error{"no shared memory attached"};
+  baseline_.zero(c, read_counters(*ctx_.region, ctx_.pub->builder(), c), only);
+  return {{"ok", true}, {"zeroed", only.empty() ? json("all") : json(only)}};
 }
 
 // Tracked flows, from the dataplane's telemetry socket (conns_query.h).

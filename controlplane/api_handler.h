@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "counter_baseline.h"
 #include "shm_publish.h"
 #include "shm_region.h"
 #include "state.h"
@@ -65,6 +66,8 @@ private:
   nlohmann::json status();
   nlohmann::json stats();
   nlohmann::json conns(const nlohmann::json& req);
+  nlohmann::json zero(const nlohmann::json& req);
+  counter_baseline baseline_; // `zero`: subtracted from `stats`
   daemon_context& ctx_;
 };
 

@@ -45,8 +45,8 @@ void check_service(const named_service& s, const std::string& p, const abi::capa
     uint16_t port = b.port ? b.port : s.cfg.port;
     auto [it, fresh] = seen.emplace(std::pair{b.addr, port}, j);
     if (!fresh)
-      out.push_back({bp, fmt::format("duplicate backend {} (also {}.backends[{}])",
-                                     format_endpoint(b.addr, port), p, it->second)});
+      out.push_back({bp, fmt::format("duplicate backend {} in service '{}' (also its backend #{})",
+                                     format_endpoint(b.addr, port), s.name, it->second + 1)});
   }
 }
 
@@ -73,12 +73,15 @@ std::vector<issue> validate_config(const cp_config& c, const abi::capacities& ca
     const std::string p = fmt::format("services[{}]", i);
     check_service(s, p, caps, out);
     if (auto [it, fresh] = names.emplace(s.name, i); !fresh)
-      out.push_back({p + ".name", fmt::format("duplicate service name '{}' (also services[{}])",
-                                              s.name, it->second)});
+      out.push_back(
+          {p + ".name", fmt::format("duplicate service name '{}' (also service #{}: {} {})", s.name,
+                                    it->second + 1, proto_name(c.services[it->second].cfg.proto),
+                                    format_endpoint(c.services[it->second].cfg.vip,
+                                                    c.services[it->second].cfg.port))});
     if (auto [it, fresh] = keys.emplace(key_of(s.cfg), i); !fresh)
       out.push_back(
-          {p, fmt::format("duplicate service {} {} (also services[{}])", proto_name(s.cfg.proto),
-                          format_endpoint(s.cfg.vip, s.cfg.port), it->second)});
+          {p, fmt::format("duplicate service {} {} (also service '{}')", proto_name(s.cfg.proto),
+                          format_endpoint(s.cfg.vip, s.cfg.port), c.services[it->second].name)});
   }
   if (out.empty()) {
     // What only the builder knows: first per service, so the message names

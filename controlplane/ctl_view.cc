@@ -190,8 +190,9 @@ std::string format_idle(uint64_t ms) {
 }
 
 std::string render_conns(const json& flows, bool header) {
-  // 3 + 11 + 7 + 3 x 21 + 6 separators: 90 columns, 10 left for the service.
-  constexpr const char* row = "{:<3} {:<11} {:>7} {:<21} {:<21} {:<21} {}\n";
+  // 3 + 14 (udp_unanswered) + 6 + 3 x 21 + 6 separators: 92 columns, 8 left
+  // for the service name.
+  constexpr const char* row = "{:<3} {:<14} {:>6} {:<21} {:<21} {:<21} {}\n";
   std::string o;
   if (header)
     o += fmt::format(row, "PRO", "STATE", "IDLE", "CLIENT", "VIP", "BACKEND", "SERVICE");

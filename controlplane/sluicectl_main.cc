@@ -20,8 +20,8 @@
 #include "ctl_args.h"
 #include "ctl_client.h"
 #include "ctl_drain.h"
-#include "ctl_ports.h"
 #include "ctl_peers.h"
+#include "ctl_ports.h"
 #include "ctl_view.h"
 #include "version.h"
 
@@ -341,6 +341,19 @@ int cmd_restore(context& c) {
   return change(c, req);
 }
 
+int cmd_zero(context& c) {
+  std::vector<std::string> args = c.args;
+  json req = {{"cmd", "zero"}};
+  if (!args.empty() && args[0].rfind("--", 0) != 0) {
+    req["service"] = args[0];
+    args.erase(args.begin());
+  }
+  parse_cmd(args, po::options_description(), 0, "sluicectl zero [SERVICE]");
+  return read_answer(c, req, [](const json& a) {
+    return fmt::format("zeroed {}\n", a.value("zeroed", std::string("all")));
+  });
+}
+
 // A command without arguments: one request, its answer rendered.
 int simple(context& c, const char* cmd, std::string (*render)(const json&)) {
   parse_cmd(c.args, po::options_description(), 0, fmt::format("sluicectl {} [--json]", cmd));
@@ -563,6 +576,10 @@ const std::vector<command>& commands() {
       {"restore", "[-f FILE] [--dry-run]: replace the live config by saved commands", cmd_restore},
       {"status", "process health, generation, workers' acknowledgements, uptime", cmd_status},
       {"list", "[SERVICE] [--stats|--rate [--interval-ms MS]]: ipvsadm -Ln style table", cmd_list},
+      {"zero",
+       "[SERVICE]: counters of list --stats/--rate and top count from 0 again (all services, "
+       "or one service and its backends; /metrics keeps the raw counters)",
+       cmd_zero},
       {"top", "[--iterations N] [--interval-ms MS]: live view, refreshed every second", cmd_top},
       {"conns",
        "[SERVICE] [--backend ADDR[:PORT]] [--client PREFIX] [--state S] [--limit N]: tracked "

@@ -37,12 +37,12 @@ long read_number(const std::string& path) {
 } // namespace
 
 uint32_t estimate_hugepages(uint32_t workers, uint32_t flow_table_size) {
-  // Measured (docs/operations.md, "Sizing"): one worker took 46 pages at
-  // --flow-table-size 65536 and 217 at 1048576, so both flow tables (v4 and
-  // v6) cost about 365 bytes per entry and EAL, the mempool and the rings
-  // about 70 MiB.
-  const uint64_t per_worker = uint64_t(flow_table_size) * 365;
-  const uint64_t bytes = 70ull * 1024 * 1024 + per_worker * workers;
+  // Measured (docs/operations.md, "Sizing"): one worker took 72 pages at
+  // --flow-table-size 65536, 263 at 1048576 and 845 at 4194304, so both flow
+  // tables (v4 and v6) cost about 393 bytes per entry and EAL, the mempool
+  // and the rings about 120 MiB.
+  const uint64_t per_worker = uint64_t(flow_table_size) * 393;
+  const uint64_t bytes = 120ull * 1024 * 1024 + per_worker * workers;
   return uint32_t((bytes + (2u << 20) - 1) / (2u << 20));
 }
 

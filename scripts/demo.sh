@@ -129,7 +129,7 @@ steer=()
 rm -f "$run_dir/state.yaml" # a fresh demo: the embedded config, not a previous run's changes
 setsid ip netns exec "$ns_lb" "$build/controlplane/sluice-controlplane" \
   --config "$run_dir/demo.yaml" --shm-path "$shm" --socket "$sock" \
-  --state-file "$run_dir/state.yaml" --metrics off "${steer[@]}" \
+  --state-file "$run_dir/state.yaml" --metrics 127.0.0.1:9700 "${steer[@]}" \
   >"$run_dir/controlplane.log" 2>&1 </dev/null &
 cp_pid=$!
 for _ in $(seq 100); do
@@ -139,7 +139,8 @@ for _ in $(seq 100); do
 done
 ctl status >/dev/null || die "the control plane does not answer on $sock"
 note "control plane pid $cp_pid, API socket $sock"
-note "$(grep -m1 'published as generation' "$run_dir/controlplane.log" | sed 's/^sluice-controlplane: //')"
+note "$(grep -m1 'published as generation' "$run_dir/controlplane.log" | sed 's/^.*sluice-controlplane: //')"
+note "Prometheus metrics on 127.0.0.1:9700 inside namespace $ns_lb (GET /metrics)"
 echo
 ctl list | sed 's/^/   /'
 
@@ -205,11 +206,17 @@ ctl list --stats | sed 's/^/   /'
 note "web-nat carries both directions (replies come back through the balancer);"
 note "web-dsr only the requests: DSR replies never pass through it."
 
+say "The same counters in Prometheus form (GET /metrics, first lines of the backends):"
+ip netns exec "$ns_lb" /usr/bin/python3 -c \
+  "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9700/metrics', timeout=5).read().decode())" |
+  grep -E '^sluice_backend_(up|connections_total)' | head -6 | sed 's/^/   /'
+
 if ((keep)); then
   say "Left running (--keep). Try:"
   cat <<EOF
    alias sluicectl='$repo/$build/controlplane/sluicectl --socket $sock'
    sluicectl list --stats
+   sluicectl conns --limit 20
    sluicectl backend set-weight web-dsr 198.51.100.12 5
    sluicectl backend drain web-nat 198.51.100.13
    sluicectl top --iterations 5

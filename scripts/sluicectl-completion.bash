@@ -27,7 +27,7 @@ _sluicectl() {
     done
     case "$prev" in
         --socket | --file | -f) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        --state) COMPREPLY=($(compgen -W "syn established fin closed udp up down draining disabled" -- "$cur")); return ;;
+        --state) COMPREPLY=($(compgen -W "syn syn_recv established fin last_ack time_wait closed adopted udp udp_unanswered up down draining disabled" -- "$cur")); return ;;
         --proto) COMPREPLY=($(compgen -W "tcp udp" -- "$cur")); return ;;
         --mode) COMPREPLY=($(compgen -W "nat dnat dsr-l2 dsr-ipip dsr-gue" -- "$cur")); return ;;
         --scheduler) COMPREPLY=($(compgen -W "maglev rr wrr lc wlc sh random two-choices least-bandwidth least-response-time" -- "$cur")); return ;;
@@ -35,7 +35,7 @@ _sluicectl() {
         --hash-src) COMPREPLY=($(compgen -W "true false" -- "$cur")); return ;;
         --announce) COMPREPLY=($(compgen -W "quorum always never" -- "$cur")); return ;;
     esac
-    local svc_opts="--vip --port --proto --mode --scheduler --hash-src --sh-prefix4 --sh-prefix6 --sh-timeout --gue-port --on-backend-down --timeout-syn --timeout-established --timeout-fin --timeout-udp --health --announce --quorum"
+    local svc_opts="--vip --port --proto --mode --scheduler --hash-src --sh-prefix4 --sh-prefix6 --sh-timeout --gue-port --on-backend-down --timeout-syn --timeout-established --timeout-fin --timeout-udp --timeout-syn-recv --timeout-time-wait --timeout-closed --timeout-udp-unanswered --timeout-adopted --health --announce --quorum"
     local opts=""
     case "${words[0]} ${words[1]}" in
         "service add" | "service set") opts="$svc_opts" ;;
@@ -54,13 +54,13 @@ _sluicectl() {
         return
     fi
     case "${#words[@]}" in
-        0) COMPREPLY=($(compgen -W "service backend apply save restore status list top conns ports instance bgp peers" -- "$cur")) ;;
+        0) COMPREPLY=($(compgen -W "service backend instance apply save restore status list top conns zero ports bgp peers" -- "$cur")) ;;
         1)
             case "${words[0]}" in
                 service) COMPREPLY=($(compgen -W "add del set list" -- "$cur")) ;;
                 backend) COMPREPLY=($(compgen -W "add del set-weight drain undrain list" -- "$cur")) ;;
                 instance) COMPREPLY=($(compgen -W "drain undrain" -- "$cur")) ;;
-                list | conns) COMPREPLY=($(compgen -W "$(_sluicectl_services)" -- "$cur")) ;;
+                list | conns | zero) COMPREPLY=($(compgen -W "$(_sluicectl_services)" -- "$cur")) ;;
             esac ;;
         2)
             case "${words[0]} ${words[1]}" in

@@ -87,7 +87,7 @@ BAD = {
     "duplicate.yaml": ("services:\n  - {name: a, vip: 192.0.2.1, port: 80}\n"
                        "  - {name: a, vip: 192.0.2.2, port: 80}\n",
                        "duplicate.yaml:3: services[1].name: duplicate service name 'a' "
-                       "(also services[0])"),
+                       "(also service #1: tcp 192.0.2.1:80)"),
     "address.yaml": ("services:\n  - {name: a, vip: 192.0.2.300, port: 80}\n",
                      "address.yaml:2: services[0].vip: must be an IPv4 or IPv6 address, "
                      "got '192.0.2.300'"),

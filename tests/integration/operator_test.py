@@ -333,6 +333,20 @@ def main():
         check(len(exprs) >= 8 and not unknown,
               f"every metric of the {len(exprs)} dashboard queries is exported ({unknown})")
 
+        # zero: list --stats counts from 0 again, /metrics keeps the raw counters.
+        def web_conns():
+            r = ctl("--json", "list", "web", "--stats")
+            j = json.loads(r.stdout) if r.returncode == 0 else {}
+            return [s.get("connections") for s in j.get("stats", {}).get("services", [])]
+        before = web_conns()
+        r = ctl("zero", "web")
+        after = web_conns()
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read()
+        check(before == [N_CLIENTS] and r.returncode == 0 and after == [0] and
+              re.search(rf'^sluice_service_connections_total\{{service="web",[^}}]*\}} {N_CLIENTS}$',
+                        metrics.decode(), re.M),
+              f"zero web: list --stats {before} -> {after}, /metrics unchanged ({r.stdout.strip()!r})")
+
         # Audit line for a change through the API; timestamps and levels.
         r = ctl("backend", "set-weight", "web", "10.0.0.11", "3")
         gen = re.search(r"generation (\d+)", r.stdout)

@@ -109,13 +109,13 @@ TEST_CASE("duplicate services, backends and keys are errors") {
   std::string y = good;
   y.replace(y.find("name: dns"), 9, "name: web");
   CHECK(errors_of(y) == "t.yaml:18: services[1].name: duplicate service name 'web' (also "
-                        "services[0])");
+                        "service #1: tcp 192.0.2.10:80)");
 
   y = good;
   y.replace(y.find("port: 8080"), 10, "port: 80");
   y.replace(y.find("10.0.0.12"), 9, "10.0.0.11");
-  CHECK(errors_of(y) == "t.yaml:15: services[0].backends[1]: duplicate backend 10.0.0.11:80 (also "
-                        "services[0].backends[0])");
+  CHECK(errors_of(y) == "t.yaml:15: services[0].backends[1]: duplicate backend 10.0.0.11:80 in "
+                        "service 'web' (also its backend #1)");
 
   CHECK(errors_of("instance: a\ninstance: b\n") ==
         "t.yaml:2: instance: duplicate key (first at line 1)");
@@ -123,7 +123,7 @@ TEST_CASE("duplicate services, backends and keys are errors") {
   y = good;
   y += "  - name: web2\n    vip: 192.0.2.10\n    port: 80\n";
   CHECK(errors_of(y) == "t.yaml:26: services[2]: duplicate service tcp 192.0.2.10:80 (also "
-                        "services[0])");
+                        "service 'web')");
 }
 
 TEST_CASE("malformed YAML, wrong types and missing fields") {
