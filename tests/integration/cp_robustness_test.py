@@ -229,6 +229,10 @@ def bad_api_input(d, before):
     check(len(a.get("error", "")) < 2000, "one short error, not a million lines")
     alive_and_unchanged(d, before, "alias bomb (API)")
 
+    t0 = time.monotonic()  # yaml-cpp 0.7 loops without bound on this (found by fuzz_config)
+    a = d.api({"cmd": "apply", "yaml": ", and\ninstance: edge1\n"}, timeout=30)
+    check(a.get("ok") is False and "cannot start with ','" in a.get("error", "") and
+          time.monotonic() - t0 < 2, f"leading-comma YAML refused: {a.get('error')!r}")
     a = d.api({"cmd": "apply", "yaml": open(d.cfg).read() + "---\nservices: []\n"})
     check(a.get("ok") is False and "second YAML document" in a.get("error", ""),
           f"second YAML document refused: {a.get('error')!r}")
