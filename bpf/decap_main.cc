@@ -14,6 +14,7 @@
 
 #include "cli_args.h"
 #include "decap_control.h"
+#include "version.h"
 
 using namespace sluice;
 using namespace sluice::bpf;
@@ -82,6 +83,10 @@ int cmd_status(const std::string& iface) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--version") {
+    std::printf("%s %s\n", prog, SLUICE_VERSION);
+    return 0;
+  }
   if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
     usage(stdout);
     return 0;

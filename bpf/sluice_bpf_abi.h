@@ -89,9 +89,16 @@ SLUICE_BPF_STATIC_ASSERT(sizeof(struct sluice_steer_vip_key) == 20, "sluice_stee
 // Value of steer_addrs (key: struct sluice_bpf_addr): what the address is.
 // VIP addresses get ARP/ND and ICMP steered (the dataplane answers and handles
 // ICMP errors for flows); NAT-pool and own addresses get everything steered.
+// Host addresses (the kernel's own, e.g. the source of the control plane's
+// health checks) are never steered: a packet to one is the host's, even when
+// it comes from a dnat backend's (address, port), so steer_replies cannot
+// steal the SYN-ACK of a connection the host itself made to a backend.
 #define SLUICE_STEER_ADDR_VIP 1u
 #define SLUICE_STEER_ADDR_NAT_POOL 2u
 #define SLUICE_STEER_ADDR_OWN 4u
+#define SLUICE_STEER_ADDR_HOST 8u
+#define SLUICE_STEER_ADDR_STEERED                                                                  \
+  (SLUICE_STEER_ADDR_VIP | SLUICE_STEER_ADDR_NAT_POOL | SLUICE_STEER_ADDR_OWN)
 
 // Per-CPU counters of vip_steer, index = enum value (steer_stats map).
 #define SLUICE_STEER_COUNTERS(X)                                                                   \
@@ -101,7 +108,10 @@ SLUICE_BPF_STATIC_ASSERT(sizeof(struct sluice_steer_vip_key) == 20, "sluice_stee
   X(steered_vip_other, "for the dataplane: ICMP, fragment or other protocol to a VIP address")     \
   X(steered_arp_nd, "for the dataplane: ARP or neighbour solicitation for a steered address")      \
   X(no_socket, "of those: passed to the kernel, no AF_XDP socket on this RX queue")                \
-  X(passed, "passed to the kernel: not dataplane traffic")
+  X(passed, "passed to the kernel: not dataplane traffic")                                         \
+  X(redirected, "steered packets handed to the AF_XDP socket (its drops: XDP statistics)")         \
+  X(passed_host, "passed to the kernel: to a host address (health checks, host's own "             \
+                 "connections)")
 
 enum sluice_steer_counter {
 #define SLUICE_X(name, help) sluice_steer_##name,

@@ -88,6 +88,8 @@ status steer_fill(int vips_fd, int replies_fd, int addrs_fd, const steer_set& se
     flags[a] |= SLUICE_STEER_ADDR_NAT_POOL;
   for (const auto& a : set.own)
     flags[a] |= SLUICE_STEER_ADDR_OWN;
+  for (const auto& a : set.host)
+    flags[a] |= SLUICE_STEER_ADDR_HOST;
   if (flags.size() > SLUICE_STEER_MAX_ADDRS)
     return make_error(fmt::format("at most {} steered addresses", SLUICE_STEER_MAX_ADDRS));
   std::vector<std::pair<sluice_bpf_addr, uint32_t>> addrs;
@@ -138,8 +140,13 @@ status steer_update(const std::string& iface, const steer_set& set) {
   auto found = find_steer(iface, true);
   if (!found)
     return found.err();
+  auto host = host_addresses();
+  if (!host)
+    return host.err();
+  steer_set with_host = set;
+  with_host.host.insert(with_host.host.end(), host->begin(), host->end());
   const auto& m = found->second;
-  return steer_fill(m.vips.get(), m.replies.get(), m.addrs.get(), set);
+  return steer_fill(m.vips.get(), m.replies.get(), m.addrs.get(), with_host);
 }
 
 result<std::optional<steer_state>> steer_query(const std::string& iface) {
@@ -164,6 +171,8 @@ result<std::optional<steer_state>> steer_query(const std::string& iface) {
       st.set.nat_pool.push_back(from_bpf_addr(a));
     if (f & SLUICE_STEER_ADDR_OWN)
       st.set.own.push_back(from_bpf_addr(a));
+    if (f & SLUICE_STEER_ADDR_HOST)
+      st.set.host.push_back(from_bpf_addr(a));
   }
   auto counters = sum_percpu_counters(found->second.stats.get(), sluice_steer_counter_count);
   if (!counters)

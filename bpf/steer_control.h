@@ -4,6 +4,11 @@
 // the published VIPs, NAT-pool addresses and dataplane addresses are steered
 // to the AF_XDP sockets. Updates add the new keys before removing stale ones,
 // so a VIP present in both the old and the new set is never missed.
+//
+// steer_update() also writes the host's own (kernel) addresses, re-read at
+// every update: vip_steer leaves packets to them with the kernel, which is
+// what keeps the SYN-ACKs of the control plane's health checks (and of any
+// connection the host opens to a dnat backend) away from the dataplane.
 #pragma once
 
 #include <array>
@@ -32,6 +37,8 @@ struct steer_set {
   std::vector<ip_addr> own;      // the dataplane's --addr addresses (ARP/ND, ICMP)
   // dnat backends (addr, port, proto): their replies are addressed to clients.
   std::vector<steer_vip> replies;
+  // The kernel's own addresses: never steered (see vip_steer.bpf.c).
+  std::vector<ip_addr> host;
 };
 
 // The VIPs and dnat backends of the services the control plane publishes
@@ -44,7 +51,8 @@ extern const char* const steer_counter_names[sluice_steer_counter_count];
 // Replaces the contents of steer_vips, steer_replies and steer_addrs.
 status steer_fill(int vips_fd, int replies_fd, int addrs_fd, const steer_set& set);
 
-// Finds vip_steer attached to `iface` and fills its maps.
+// Finds vip_steer attached to `iface` and fills its maps with `set` plus the
+// host's addresses (host_addresses(), added to set.host).
 status steer_update(const std::string& iface, const steer_set& set);
 
 struct steer_state {

@@ -8,7 +8,8 @@
 //   sluice-steer detach --iface IF
 //
 // `update` replaces the whole steered set with the one given (PROTO tcp|udp,
-// IPv6 addresses in brackets: udp:[2001:db8::10]:53). Exit status 0 on
+// IPv6 addresses in brackets: udp:[2001:db8::10]:53) plus the host's own
+// addresses, which are never steered (`status` lists them as `host`). Exit status 0 on
 // success, 1 on failure, 2 on a bad argument; `status` exits 3 when vip_steer is
 // not attached.
 #include <cerrno>
@@ -20,6 +21,7 @@
 
 #include "cli_args.h"
 #include "steer_control.h"
+#include "version.h"
 #include "vip_steer.skel.h"
 #include "xdp_util.h"
 
@@ -98,6 +100,8 @@ int cmd_status(const std::string& iface) {
     std::printf("nat_pool %s\n", format_ip(a).c_str());
   for (const auto& a : s.set.own)
     std::printf("own %s\n", format_ip(a).c_str());
+  for (const auto& a : s.set.host)
+    std::printf("host %s\n", format_ip(a).c_str());
   for (size_t i = 0; i < s.counters.size(); ++i)
     std::printf("%s %llu\n", steer_counter_names[i], (unsigned long long)s.counters[i]);
   return 0;
@@ -140,6 +144,10 @@ int cmd_detach(const std::string& iface) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--version") {
+    std::printf("%s %s\n", prog, SLUICE_VERSION);
+    return 0;
+  }
   if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
     std::printf("usage: sluice-steer update --iface IF [--vip PROTO:ADDR:PORT]... "
                 "[--nat-pool IP]... [--own IP]... [--dnat-backend PROTO:ADDR:PORT]...\n"

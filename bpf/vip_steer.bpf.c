@@ -3,6 +3,7 @@
 // the kernel, so the host keeps its own traffic (SSH, health checks, BGP) on the
 // same NIC:
 //
+//   any IP packet whose dst is a host (kernel) address only    -> passed_host (XDP_PASS)
 //   TCP/UDP whose (dst, dport, proto) is in steer_vips         -> steered_vip
 //   TCP/UDP whose (src, sport, proto) is in steer_replies      -> steered_reply (dnat)
 //   any IP packet whose dst is a NAT-pool or own address      -> steered_addr
@@ -12,7 +13,15 @@
 //   everything else                                           -> passed (XDP_PASS)
 //
 // Steered packets go through bpf_redirect_map(xsks_map, rx_queue) with XDP_PASS
-// as the fallback when no socket is bound to that queue (counted no_socket).
+// as the fallback when no socket is bound to that queue (counted no_socket;
+// the others count redirected, and what the socket's ring then cannot take is
+// in the socket's XDP_STATISTICS, not here).
+//
+// dnat replies are recognised by their source (a backend's address and port)
+// because their destination is the client's; the host-address check comes
+// first so that replies to the host's own connections to a backend (the
+// control plane's health checks) stay with the kernel. The check costs
+// nothing extra: the destination is looked up in steer_addrs anyway.
 // DPDK's net_af_xdp loads this object with `xdp_prog=PATH/vip_steer.bpf.o` and
 // inserts its sockets into the map named xsks_map; sluice-steer (or
 // sluice::bpf::steer_update) fills steer_vips and steer_addrs.
@@ -74,16 +83,27 @@ static __always_inline int to_kernel(void) {
   return XDP_PASS;
 }
 
+static __always_inline int to_host(void) {
+  SLUICE_COUNT(steer_stats, sluice_steer_passed_host);
+  return XDP_PASS;
+}
+
 static __always_inline int to_dataplane(struct xdp_md* ctx, __u32 counter) {
   SLUICE_COUNT(steer_stats, counter);
   int verdict = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
-  if (verdict != XDP_REDIRECT)
-    SLUICE_COUNT(steer_stats, sluice_steer_no_socket);
+  SLUICE_COUNT(steer_stats,
+               verdict == XDP_REDIRECT ? sluice_steer_redirected : sluice_steer_no_socket);
   return verdict;
 }
 
 static __always_inline const __u32* addr_flags(const struct sluice_bpf_addr* a) {
   return bpf_map_lookup_elem(&steer_addrs, a);
+}
+
+// An address the dataplane answers ARP/ND for (not a host-only address).
+static __always_inline int is_steered_addr(const struct sluice_bpf_addr* a) {
+  const __u32* flags = addr_flags(a);
+  return flags && (*flags & SLUICE_STEER_ADDR_STEERED);
 }
 
 // ARP header (RFC 826); linux/if_arp.h pulls in libc headers the bpf target lacks.
@@ -111,7 +131,7 @@ static __always_inline int handle_arp(struct xdp_md* ctx, void* l3, void* end) {
   __builtin_memcpy(&target, tpa, 4);
   struct sluice_bpf_addr key;
   addr_from_v4(&key, target);
-  return addr_flags(&key) ? to_dataplane(ctx, sluice_steer_steered_arp_nd) : to_kernel();
+  return is_steered_addr(&key) ? to_dataplane(ctx, sluice_steer_steered_arp_nd) : to_kernel();
 }
 
 // TCP/UDP to a VIP address: steered when the port is a service.
@@ -163,6 +183,8 @@ static __always_inline int handle_v4(struct xdp_md* ctx, void* l3, void* end) {
   }
   if (*flags & (SLUICE_STEER_ADDR_NAT_POOL | SLUICE_STEER_ADDR_OWN))
     return to_dataplane(ctx, sluice_steer_steered_addr);
+  if (!(*flags & SLUICE_STEER_ADDR_VIP))
+    return to_host();
   __u32 ihl = (__u32)ip->ihl * 4;
   int fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
   if (ihl < sizeof(*ip) || fragment || (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP))
@@ -187,7 +209,7 @@ static __always_inline int handle_v6(struct xdp_md* ctx, void* l3, void* end) {
         return to_kernel();
       struct sluice_bpf_addr key;
       addr_from_v6(&key, target);
-      if (addr_flags(&key))
+      if (is_steered_addr(&key))
         return to_dataplane(ctx, sluice_steer_steered_arp_nd);
     }
   }
@@ -203,6 +225,8 @@ static __always_inline int handle_v6(struct xdp_md* ctx, void* l3, void* end) {
   }
   if (*flags & (SLUICE_STEER_ADDR_NAT_POOL | SLUICE_STEER_ADDR_OWN))
     return to_dataplane(ctx, sluice_steer_steered_addr);
+  if (!(*flags & SLUICE_STEER_ADDR_VIP))
+    return to_host();
   if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)
     return to_dataplane(ctx, sluice_steer_steered_vip_other);
   return handle_vip_port(ctx, &dst, l4, end, ip6->nexthdr);

@@ -1,10 +1,13 @@
 #include "xdp_util.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
+#include <ifaddrs.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -24,6 +27,28 @@ fd_guard& fd_guard::operator=(fd_guard&& o) noexcept {
 fd_guard::~fd_guard() {
   if (fd_ >= 0)
     ::close(fd_);
+}
+
+result<std::vector<ip_addr>> host_addresses() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0)
+    return make_error(fmt::format("listing the host's addresses: {}", std::strerror(errno)));
+  std::vector<ip_addr> out;
+  for (const ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr)
+      continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      out.push_back(ip_addr::from_v4_be(sin->sin_addr.s_addr));
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      out.push_back(ip_addr::from_v6(sin6->sin6_addr.s6_addr));
+    }
+  }
+  freeifaddrs(list);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 result<unsigned> ifindex_of(const std::string& iface) {

@@ -57,6 +57,10 @@ result<std::vector<uint64_t>> sum_percpu_counters(int map_fd, uint32_t count);
 sluice_bpf_addr to_bpf_addr(const ip_addr& a);
 ip_addr from_bpf_addr(const sluice_bpf_addr& a);
 
+// The addresses the kernel of this network namespace owns, on every interface
+// (getifaddrs): IPv4 and IPv6, link-local included, loopback included.
+result<std::vector<ip_addr>> host_addresses();
+
 // Attaches prog_fd in native mode, falling back to generic (skb) mode; never
 // replaces a program that is already attached. Returns the mode used.
 result<std::string> attach_xdp(unsigned ifindex, int prog_fd);

@@ -43,7 +43,8 @@
   X(reply_tuple_conflict, "backend-side tuple already used by another flow")                       \
   X(handoff_ring_full, "owner worker's handoff ring full")                                         \
   X(exception_ring_full, "exception (neighbour) ring full")                                        \
-  X(tx_ring_full, "TX queue full")
+  X(tx_ring_full, "TX queue full")                                                                 \
+  X(udp_bad_length, "UDP length field differs from the IP payload length")
 
 #define SLUICE_WORKER_COUNTERS(X)                                                                  \
   X(rx_packets, "packets received")                                                                \
@@ -53,7 +54,7 @@
   X(dropped, "packets dropped (sum of the drop reasons)")                                          \
   X(flows_created, "flow entries created")                                                         \
   X(flows_expired, "flow entries expired by idle timeout")                                         \
-  X(flows_evicted, "half-open flow entries evicted under table pressure")                          \
+  X(flows_evicted, "live flows evicted to make room (sum of the non-expired classes below)")       \
   X(flows_stale, "flow entries whose backend slot was reincarnated")                               \
   X(flows_reset, "flows reset (RST sent) because their backend went down")                         \
   X(flows_active, "flow entries currently held (gauge)")                                           \
@@ -69,7 +70,12 @@
   X(generation_changes, "table generations adopted")                                               \
   X(idle_sleeps, "idle back-off sleeps")                                                           \
   X(busy_polls, "RX polls that returned packets")                                                  \
-  X(empty_polls, "RX polls that returned nothing")
+  X(empty_polls, "RX polls that returned nothing")                                                 \
+  X(flows_evicted_expired, "expired flows reclaimed by an insert into their full buckets")         \
+  X(flows_evicted_closing, "closing flows (FIN, TIME_WAIT, RST) evicted from a full bucket")       \
+  X(flows_evicted_half_open, "half-open flows (SYN without answer) evicted from a full bucket")    \
+  X(flows_evicted_unconfirmed, "adopted-without-SYN or unanswered-UDP flows evicted")              \
+  X(flows_evicted_established, "established flows evicted: nothing else was left in the buckets")
 
 namespace sluice {
 

@@ -51,6 +51,21 @@ std::optional<ip_prefix> parse_prefix(std::string_view text) {
   return ip_prefix{*addr, uint8_t(len)};
 }
 
+bool prefix_contains(const ip_prefix& p, const ip_addr& a) {
+  if (p.addr.is_v4() != a.is_v4())
+    return false;
+  const unsigned first = a.is_v4() ? 12 : 0;
+  unsigned bits = p.prefix_len;
+  for (unsigned i = first; bits > 0; ++i) {
+    unsigned take = bits >= 8 ? 8 : bits;
+    uint8_t mask = uint8_t(0xff00u >> take);
+    if ((p.addr.bytes[i] & mask) != (a.bytes[i] & mask))
+      return false;
+    bits -= take;
+  }
+  return true;
+}
+
 std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
   std::array<uint8_t, 6> mac{};
   if (text.size() != 17)

@@ -64,6 +64,8 @@ struct ip_prefix {
   uint8_t prefix_len = 0;
 };
 std::optional<ip_prefix> parse_prefix(std::string_view text);
+// True when `a` lies in `p` (same family, first prefix_len bits equal).
+bool prefix_contains(const ip_prefix& p, const ip_addr& a);
 
 // "aa:bb:cc:dd:ee:ff" → 6 bytes.
 std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view text);

@@ -1,7 +1,8 @@
 // Header parsing for the packet path, on plain bytes so it runs (and is tested)
 // without DPDK. It validates every length it relies on against the frame and
 // never trusts a length field: the result either describes headers that lie
-// entirely inside the frame or names the drop reason. One VLAN tag is accepted;
+// entirely inside the frame or names the drop reason. A UDP length field must
+// equal the IP payload length (udp_bad_length otherwise). One VLAN tag is accepted;
 // IPv6 hop-by-hop, routing and destination-options headers are skipped.
 #pragma once
 
@@ -144,6 +145,14 @@ inline void parse_l3(const uint8_t* l3, uint32_t avail, uint16_t ethertype, pars
   case proto_udp:
     if (l4_avail < 8)
       return parse_drop(p, quoted ? drop_reason::icmp_bad_inner : drop_reason::l4_truncated);
+    // RFC 768 lets the UDP length be shorter than the IP payload (trailing
+    // bytes are not part of the datagram); we require it to be exactly the IP
+    // payload: a shorter one would forward bytes the backend ignores (and in
+    // `nat` mode spend a port on a malformed datagram), a longer one claims
+    // bytes that are not there. A quoted header (ICMP error) is not checked:
+    // its IP length describes the original, untruncated packet.
+    if (!quoted && load_be16(l4 + 4) != l4_avail)
+      return parse_drop(p, drop_reason::udp_bad_length);
     std::memcpy(&p.sport, l4, 2);
     std::memcpy(&p.dport, l4 + 2, 2);
     break;

@@ -21,11 +21,36 @@ struct backend_config {
   uint32_t rtt_hint_us = 0; // latency from health checks, for least-response-time in DSR modes
 };
 
+// Idle timeouts per flow state, seconds (see dataplane/tcp_fsm.h for the
+// states). Defaults follow DPVS/IPVS practice; each must be 1..max_flow_timeout_s.
 struct flow_timeouts {
-  uint32_t syn_s = 30;
-  uint32_t established_s = 900;
-  uint32_t fin_s = 120;
-  uint32_t udp_s = 300;
+  uint32_t syn_s = 30;            // half-open: client SYN, no answer (3 s under table pressure)
+  uint32_t established_s = 900;   // established TCP
+  uint32_t fin_s = 7;             // FIN seen from one side, or both without the final ACK
+  uint32_t udp_s = 300;           // UDP with a reply (DSR: with a second datagram)
+  uint32_t syn_recv_s = 30;       // NAT modes: backend's SYN-ACK seen, client's ACK pending
+  uint32_t time_wait_s = 7;       // FIN from both sides and the final ACK seen
+  uint32_t closed_s = 3;          // RST seen
+  uint32_t udp_unanswered_s = 30; // UDP flow with a single datagram so far
+  uint32_t adopted_s = 10;        // created by a non-SYN packet, no traffic since
+};
+
+// Upper bound of every flow timeout: a week. Keeps seconds * 1000 far inside
+// 32 bits and below the 2^31 ms the dataplane's wrapping clock compares.
+inline constexpr uint32_t max_flow_timeout_s = 604800;
+
+// The timeout fields by their config/API/CLI name, in one list so decoding,
+// encoding, diffing and validation cannot drift apart.
+struct flow_timeout_field {
+  const char* name;
+  uint32_t flow_timeouts::*member;
+};
+inline constexpr flow_timeout_field flow_timeout_fields[] = {
+    {"syn", &flow_timeouts::syn_s},           {"established", &flow_timeouts::established_s},
+    {"fin", &flow_timeouts::fin_s},           {"udp", &flow_timeouts::udp_s},
+    {"syn_recv", &flow_timeouts::syn_recv_s}, {"time_wait", &flow_timeouts::time_wait_s},
+    {"closed", &flow_timeouts::closed_s},     {"udp_unanswered", &flow_timeouts::udp_unanswered_s},
+    {"adopted", &flow_timeouts::adopted_s},
 };
 
 struct service_config {

@@ -29,7 +29,9 @@ namespace sluice::abi {
 
 inline constexpr uint64_t magic = 0x3145434955'4c53ull; // "SLUICE1" read little-endian
 inline constexpr uint16_t version_major = 1;
-inline constexpr uint16_t version_minor = 1; // 1: schedulers, sh/lrt fields
+// Minor 1: schedulers, sh/lrt fields. Minor 2: per-state flow timeouts
+// (syn_recv, time_wait, closed, udp_unanswered, adopted) at offsets 72..91.
+inline constexpr uint16_t version_minor = 2;
 inline constexpr uint32_t cache_line = 64;
 
 enum class fwd_mode : uint8_t { nat = 1, dnat = 2, dsr_l2 = 3, dsr_ipip = 4, dsr_gue = 5 };
@@ -106,7 +108,15 @@ struct service_entry {
   uint8_t sh_prefix6; // sh: ... per /sh_prefix6
   uint8_t reserved3;
   uint32_t sh_timeout_s; // sh: affinity persists this long after a client's last new flow
-  uint8_t reserved[56];
+  // Since minor 2: idle timeouts of the other flow states, seconds (0 from an
+  // older writer: the dataplane uses its built-in default).
+  uint32_t timeout_synrecv_s;        // SYN-ACK seen, client's ACK pending (NAT modes)
+  uint32_t timeout_timewait_s;       // FIN from both sides and the final ACK
+  uint32_t timeout_closed_s;         // RST seen
+  uint32_t timeout_udp_unanswered_s; // UDP flow with a single datagram so far
+  uint32_t timeout_adopted_s;        // created by a non-SYN packet, no traffic since
+  uint8_t reserved_flow[4];          // 92..95: flow-state fields to come
+  uint8_t reserved[32];              // 96..127
 };
 static_assert(sizeof(service_entry) == 128);
 static_assert(offsetof(service_entry, port) == 16);
@@ -124,7 +134,13 @@ static_assert(offsetof(service_entry, gue_port) == 52);
 static_assert(offsetof(service_entry, hash_src) == 64);
 static_assert(offsetof(service_entry, sh_prefix4) == 65);
 static_assert(offsetof(service_entry, sh_timeout_s) == 68);
-static_assert(offsetof(service_entry, reserved) == 72);
+static_assert(offsetof(service_entry, timeout_synrecv_s) == 72);
+static_assert(offsetof(service_entry, timeout_timewait_s) == 76);
+static_assert(offsetof(service_entry, timeout_closed_s) == 80);
+static_assert(offsetof(service_entry, timeout_udp_unanswered_s) == 84);
+static_assert(offsetof(service_entry, timeout_adopted_s) == 88);
+static_assert(offsetof(service_entry, reserved_flow) == 92);
+static_assert(offsetof(service_entry, reserved) == 96);
 
 // A backend (real server). Slots are global and stable; `incarnation` changes
 // whenever a slot is given to a different backend, which lets the dataplane

@@ -330,4 +330,13 @@ std::string shm_region::default_path(const std::string& instance) {
   return "/dev/shm/sluice-" + instance;
 }
 
+std::string shm_region::telemetry_link_path(const std::string& shm_path) {
+  const auto slash = shm_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : shm_path.substr(0, slash + 1);
+  struct statfs st {};
+  if (::statfs(dir.c_str(), &st) == 0 && st.f_type == HUGETLBFS_MAGIC)
+    return "/run/sluice/" + shm_path.substr(slash + 1) + ".telemetry";
+  return shm_path + ".telemetry";
+}
+
 } // namespace sluice

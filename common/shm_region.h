@@ -32,6 +32,11 @@ public:
   // Default path for an instance name: /dev/hugepages/sluice-NAME when hugetlbfs
   // is mounted there and writable, else /dev/shm/sluice-NAME.
   static std::string default_path(const std::string& instance);
+  // Where the dataplane publishes the path of its DPDK telemetry socket (a
+  // symlink) for the control plane: next to the object (PATH.telemetry), or
+  // /run/sluice/NAME.telemetry when the object lives on hugetlbfs, which
+  // cannot hold symlinks. Both processes derive it from the object's path.
+  static std::string telemetry_link_path(const std::string& shm_path);
 
   bool created() const { return created_; }
   const std::string& path() const { return path_; }

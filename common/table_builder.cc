@@ -131,12 +131,10 @@ result<void> table_builder::validate(const std::vector<service_config>& services
                                     s.sh_timeout_s));
     if (s.mode == abi::fwd_mode::dsr_gue && s.gue_port == 0)
       return make_error(fmt::format("{}: dsr-gue needs a GUE port (got 0)", name));
-    if (s.timeouts.syn_s == 0 || s.timeouts.established_s == 0 || s.timeouts.fin_s == 0 ||
-        s.timeouts.udp_s == 0)
-      return make_error(fmt::format("{}: flow timeouts must be > 0 s (syn {}, established {}, "
-                                    "fin {}, udp {})",
-                                    name, s.timeouts.syn_s, s.timeouts.established_s,
-                                    s.timeouts.fin_s, s.timeouts.udp_s));
+    for (const auto& tf : flow_timeout_fields)
+      if (uint32_t v = s.timeouts.*tf.member; v == 0 || v > max_flow_timeout_s)
+        return make_error(fmt::format("{}: flow timeouts must be > 0 s and at most {} s: {} is {}",
+                                      name, max_flow_timeout_s, tf.name, v));
     const bool maglev = uses_maglev_table(s.scheduler);
     if (maglev && !is_prime(s.maglev_size))
       return make_error(fmt::format("{}: Maglev table size {} is not prime (e.g. 65537, 251, 4099)",
@@ -289,6 +287,11 @@ result<void> table_builder::build(const std::vector<service_config>& services, c
     e.timeout_est_s = s.timeouts.established_s;
     e.timeout_fin_s = s.timeouts.fin_s;
     e.timeout_udp_s = s.timeouts.udp_s;
+    e.timeout_synrecv_s = s.timeouts.syn_recv_s;
+    e.timeout_timewait_s = s.timeouts.time_wait_s;
+    e.timeout_closed_s = s.timeouts.closed_s;
+    e.timeout_udp_unanswered_s = s.timeouts.udp_unanswered_s;
+    e.timeout_adopted_s = s.timeouts.adopted_s;
     e.backend_count = uint32_t(s.backends.size());
     e.gue_port = s.gue_port;
     service_limit = std::max(service_limit, si + 1);

@@ -1,5 +1,6 @@
 #include "api_handler.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
 #include <map>
@@ -9,9 +10,12 @@
 #include "config_decode.h"
 #include "config_encode.h"
 #include "config_load.h"
+#include "conns_query.h"
 #include "dataplane_telemetry.h"
 #include "input_limits.h"
 #include "json_tree.h"
+#include "log.h"
+#include "port_stats_query.h"
 #include "publisher.h"
 #include "shm_atomic.h"
 #include "stats_reader.h"
@@ -146,8 +150,40 @@ json api_handler::handle(const json& req) {
   } catch (...) {
     a = {{"ok", false}, {"error", "internal error"}};
   }
+  if (req.is_object() && req.contains("cmd") && req["cmd"].is_string())
+    audit(req["cmd"].get<std::string>(), req, a);
   a["version"] = api_version;
   return a;
+}
+
+// One line per change request (applied or refused); reads are not logged.
+void api_handler::audit(const std::string& cmd, const json& req, const json& a) {
+  static const char* const changes[] = {"service.add",   "service.del",     "service.set",
+                                        "backend.add",   "backend.del",     "backend.set-weight",
+                                        "backend.drain", "backend.undrain", "apply"};
+  if (std::find(std::begin(changes), std::end(changes), cmd) == std::end(changes) ||
+      req.value("dry_run", false))
+    return;
+  audit_record r;
+  r.uid = peer_uid_;
+  r.pid = peer_pid_;
+  r.command = cmd;
+  for (const char* k : {"name", "service"})
+    if (req.contains(k) && req[k].is_string())
+      r.target = req[k].get<std::string>();
+    else if (req.contains(k) && req[k].is_object() && req[k].contains("name") &&
+             req[k]["name"].is_string())
+      r.target = req[k]["name"].get<std::string>();
+  if (req.contains("address") && req["address"].is_string())
+    r.target += " " + req["address"].get<std::string>();
+  r.ok = a.value("ok", false) || a.value("committed", false);
+  r.generation = a.value("generation", uint64_t(0));
+  for (const auto& d : a.value("diff", json::array()))
+    if (d.is_string())
+      r.diff.push_back(d.get<std::string>());
+  if (!r.ok || a.contains("error"))
+    r.error = a.value("error", std::string());
+  log_audit(r);
 }
 
 json api_handler::dispatch(const std::string& cmd, const json& req) {
@@ -158,6 +194,16 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     return stats();
   if (cmd == "conns")
     return conns(req);
+  if (cmd == "ports") {
+    auto r = query_port_stats(ctx_.shm_path, std::chrono::milliseconds(2000));
+    if (!r)
+      throw request_error{r.error_message()};
+    json a = r.value();
+    a["ok"] = true;
+    if (ctx_.steer_counters)
+      a["steer"] = ctx_.steer_counters();
+    return a;
+  }
   if (cmd == "config.get")
     return {{"ok", true}, {"config", to_json(st.desired())}, {"yaml", to_yaml(st.desired())}};
   if (cmd == "service.list") {
@@ -243,6 +289,9 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     a["dry_run"] = dry;
     return a;
   }
+  if (ctx_.extra_commands)
+    if (auto a = ctx_.extra_commands(cmd, req))
+      return *a;
   throw request_error{fmt::format("unknown command '{}'", cmd)};
 }
 
@@ -304,6 +353,9 @@ json api_handler::stats() {
     return a;
   }
   auto snap = read_counters(*ctx_.region, ctx_.pub->builder(), c);
+  // What the dataplane acts on (health checks, slow start applied), next to
+  // the configured state: an operator must see a backend that checks down.
+  const auto eff = ctx_.state->effective(c);
   a["time_ns"] = snap.time_ns;
   json services = json::array();
   for (size_t i = 0; i < c.services.size(); ++i) {
@@ -315,6 +367,11 @@ json api_handler::stats() {
       const auto& bc = c.services[i].cfg.backends[j];
       b["address"] = format_ip(bc.addr);
       b["port"] = bc.port ? bc.port : c.services[i].cfg.port;
+      b["state"] = std::string(state_name(bc.state));
+      if (i < eff.size() && j < eff[i].backends.size()) {
+        b["effective_state"] = std::string(state_name(eff[i].backends[j].state));
+        b["effective_weight"] = eff[i].backends[j].weight;
+      }
       bs.push_back(b);
     }
     s["backends"] = bs;
@@ -332,79 +389,17 @@ json api_handler::stats() {
   return a;
 }
 
-// Tracked flows, from the dataplane's telemetry socket; service indices and
-// backend slots are turned back into names and addresses with the published
-// tables, so the operator sees what they configured.
+// Tracked flows, from the dataplane's telemetry socket (conns_query.h).
 json api_handler::conns(const json& req) {
-  const int limit = int(int_field(req, "limit", 1, 100, 20));
-  int32_t service_index = -1;
-  const std::string service_name = req.contains("service") ? need_string(req, "service") : "";
-  const auto& st = *ctx_.state;
-  if (!service_name.empty()) {
-    const auto* s = st.desired().find(service_name);
-    if (!s)
-      throw request_error{fmt::format("service '{}' does not exist", service_name)};
-    if (!ctx_.pub)
-      throw request_error{"no shared memory attached"};
-    auto idx = ctx_.pub->builder().service_index(key_of(s->cfg));
-    if (!idx)
-      throw request_error{fmt::format("service '{}' is not published yet", service_name)};
-    service_index = int32_t(*idx);
-  }
-  if (!ctx_.region)
-    throw request_error{"no shared memory attached"};
-  std::string command = fmt::format("/sluice/conns,{}", limit);
-  if (service_index >= 0)
-    command += fmt::format(",{}", service_index);
-  auto r = query_dataplane_telemetry(ctx_.shm_path, command, std::chrono::milliseconds(2000));
+  auto r = parse_conns_request(req);
   if (!r)
     throw request_error{r.error_message()};
-  const json& reply = r.value();
-  const json fields = reply.value("fields", json::array());
-  const table_view v = current_view(*ctx_.region);
-  std::map<uint32_t, std::string> svc_names;
-  for (const auto& s : st.desired().services)
-    if (ctx_.pub)
-      if (auto i = ctx_.pub->builder().service_index(key_of(s.cfg)))
-        svc_names[*i] = s.name;
-  json flows = json::array();
-  const int count = reply.value("count", 0);
-  for (int i = 0; i < count; ++i) {
-    const std::string key = std::to_string(i);
-    if (!reply.contains(key) || !reply[key].is_array())
-      continue;
-    json row;
-    for (size_t f = 0; f < fields.size() && f < reply[key].size(); ++f)
-      row[fields[f].get<std::string>()] = reply[key][f];
-    uint32_t slot = uint32_t(std::stoul(row.value("backend_slot", std::string("0"))));
-    uint32_t svc = uint32_t(std::stoul(row.value("service", std::string("0"))));
-    std::string backend = "?";
-    if (v.hdr && slot < v.hdr->backend_limit && (v.backends[slot].flags & abi::backend_in_use)) {
-      ip_addr a;
-      std::memcpy(a.bytes.data(), v.backends[slot].addr, 16);
-      uint16_t port = v.backends[slot].port;
-      if (port == 0 && svc < v.hdr->service_limit)
-        port = v.services[svc].port;
-      backend = a.is_v4() ? fmt::format("{}:{}", format_ip(a), port)
-                          : fmt::format("[{}]:{}", format_ip(a), port);
-    }
-    const std::string proto = row.value("proto", std::string()) == "17" ? "udp" : "tcp";
-    auto endpoint = [](const std::string& addr, const std::string& port) {
-      return addr.find(':') != std::string::npos ? fmt::format("[{}]:{}", addr, port)
-                                                 : fmt::format("{}:{}", addr, port);
-    };
-    flows.push_back(
-        {{"client",
-          endpoint(row.value("client", std::string()), row.value("client_port", std::string()))},
-         {"vip", endpoint(row.value("vip", std::string()), row.value("vip_port", std::string()))},
-         {"proto", proto},
-         {"service", svc_names.count(svc) ? svc_names[svc] : std::to_string(svc)},
-         {"backend", backend},
-         {"state", row.value("state", std::string())},
-         {"idle_ms", std::stoul(row.value("idle_ms", std::string("0")))},
-         {"worker", std::stoul(row.value("worker", std::string("0")))}});
-  }
-  return {{"ok", true}, {"count", flows.size()}, {"limit", limit}, {"flows", flows}};
+  if (!ctx_.region || !ctx_.pub)
+    throw request_error{"no shared memory attached"};
+  auto a = query_conns(r.value(), ctx_.state->desired(), *ctx_.region, *ctx_.pub, ctx_.shm_path);
+  if (!a)
+    throw request_error{a.error_message()};
+  return a.value();
 }
 
 } // namespace sluice::cp

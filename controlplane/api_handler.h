@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "shm_publish.h"
@@ -34,6 +35,13 @@ struct daemon_context {
   // Adds run-time fields (health checks, effective state) to backend.list's
   // `backends` of `service`; unset in unit tests.
   std::function<void(const std::string& service, nlohmann::json& backends)> annotate_backends;
+  // vip_steer's counters for `ports` ({"iface", "program_id", "counters"} or
+  // {"iface", "error"}); unset without --steer-iface.
+  std::function<nlohmann::json()> steer_counters;
+  // Commands answered outside this module (ha_daemon: instance.drain, bgp,
+  // peers); nullopt = not one of them. Unset in unit tests.
+  std::function<std::optional<nlohmann::json>(const std::string& cmd, const nlohmann::json& req)>
+      extra_commands;
 };
 
 class api_handler {
@@ -43,8 +51,17 @@ public:
   nlohmann::json handle(const nlohmann::json& request);
   // Parses one request line and answers it.
   std::string handle_line(const std::string& line);
+  // Who sends the next requests (SO_PEERCRED), for their audit lines; -1 =
+  // unknown.
+  void set_peer(int uid, int pid) {
+    peer_uid_ = uid;
+    peer_pid_ = pid;
+  }
 
 private:
+  void audit(const std::string& cmd, const nlohmann::json& req, const nlohmann::json& answer);
+  int peer_uid_ = -1;
+  int peer_pid_ = -1;
   nlohmann::json dispatch(const std::string& cmd, const nlohmann::json& req);
   nlohmann::json status();
   nlohmann::json stats();

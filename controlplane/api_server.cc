@@ -249,6 +249,12 @@ private:
         buffered_ -= nl + 1;
         if (line.find_first_not_of(" \t\r") == std::string::npos)
           continue;
+        if (h_.request_peer) {
+          ucred cred{};
+          socklen_t len = sizeof cred;
+          const bool got = ::getsockopt(c.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+          h_.request_peer(got ? int(cred.uid) : -1, got ? int(cred.pid) : -1);
+        }
         c.out += answer(line);
         if (h_.tick)
           h_.tick();

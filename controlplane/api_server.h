@@ -36,6 +36,9 @@ struct server_hooks {
   std::function<void()> tick;   // at least every tick_ms (and after each request)
   std::function<void()> reload; // on SIGHUP (may be unset: then logged and ignored)
   std::function<void(const std::string&)> log;
+  // Optional: called before each request with the client's SO_PEERCRED (for
+  // the audit log).
+  std::function<void(int uid, int pid)> request_peer;
 };
 
 // Serves until SIGTERM or SIGINT, then removes the socket. Errors: a listener

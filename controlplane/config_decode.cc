@@ -251,7 +251,7 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
   auto f = d.fields(n, p,
                     {"name", "vip", "port", "proto", "mode", "scheduler", "hash_src", "sh_prefix4",
                      "sh_prefix6", "sh_timeout", "timeouts", "gue_port", "on_backend_down",
-                     "health", "backends"});
+                     "health", "announce", "quorum", "backends"});
   if (!n.IsMap())
     return;
   d.require(f, n, p, {"name", "vip", "port"});
@@ -307,19 +307,24 @@ void decode_service_into(decoder& d, const YAML::Node& n, const std::string& p, 
       s.cfg.gue_port = uint16_t(*v);
   if (f.count("timeouts")) {
     const std::string tp = p + ".timeouts";
-    auto t = d.fields(f["timeouts"], tp, {"syn", "established", "fin", "udp"});
-    const std::pair<const char*, uint32_t*> slots[] = {
-        {"syn", &s.cfg.timeouts.syn_s},
-        {"established", &s.cfg.timeouts.established_s},
-        {"fin", &s.cfg.timeouts.fin_s},
-        {"udp", &s.cfg.timeouts.udp_s}};
-    for (auto [k, dst] : slots)
-      if (t.count(k))
-        if (auto v = d.integer(t[k], tp + "." + k, 1, 604800))
-          *dst = uint32_t(*v);
+    auto t = d.fields(f["timeouts"], tp,
+                      {"syn", "established", "fin", "udp", "syn_recv", "time_wait", "closed",
+                       "udp_unanswered", "adopted"});
+    static_assert(std::size(flow_timeout_fields) == 9, "list the new timeout above");
+    for (const auto& tf : flow_timeout_fields)
+      if (t.count(tf.name))
+        if (auto v = d.integer(t[tf.name], tp + "." + tf.name, 1, max_flow_timeout_s))
+          s.cfg.timeouts.*tf.member = uint32_t(*v);
   }
   if (f.count("health"))
     decode_health_into(d, f["health"], p + ".health", s.health);
+  if (f.count("announce"))
+    if (auto v = d.word<announce_policy>(f["announce"], p + ".announce", "quorum, always, never",
+                                         parse_announce))
+      s.announce = *v;
+  if (f.count("quorum"))
+    if (auto v = d.integer(f["quorum"], p + ".quorum", 1, 65535))
+      s.quorum = uint32_t(*v);
   if (f.count("backends")) {
     const auto& bn = f["backends"];
     if (bn.IsNull())

@@ -40,10 +40,11 @@ void diff_service(const named_service& a, const named_service& b, std::vector<st
   field(ch, "gue_port", a.cfg.gue_port, b.cfg.gue_port);
   field(ch, "on_backend_down", a.cfg.reset_on_down ? "reset" : "keep",
         b.cfg.reset_on_down ? "reset" : "keep");
-  field(ch, "timeouts.syn", a.cfg.timeouts.syn_s, b.cfg.timeouts.syn_s);
-  field(ch, "timeouts.established", a.cfg.timeouts.established_s, b.cfg.timeouts.established_s);
-  field(ch, "timeouts.fin", a.cfg.timeouts.fin_s, b.cfg.timeouts.fin_s);
-  field(ch, "timeouts.udp", a.cfg.timeouts.udp_s, b.cfg.timeouts.udp_s);
+  field(ch, "announce", announce_name(a.announce), announce_name(b.announce));
+  field(ch, "quorum", a.quorum, b.quorum);
+  for (const auto& tf : flow_timeout_fields)
+    field(ch, (std::string("timeouts.") + tf.name).c_str(), a.cfg.timeouts.*tf.member,
+          b.cfg.timeouts.*tf.member);
   if (!(a.health == b.health))
     ch.push_back(fmt::format("health {} -> {}", describe(a.health), describe(b.health)));
   if (a.backend_health != b.backend_health)

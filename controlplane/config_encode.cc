@@ -14,6 +14,21 @@ std::string quoted(const std::string& v) {
   return nlohmann::json(v).dump();
 }
 
+// "syn: 30, established: 900, ..." in flow_timeout_fields order.
+std::string timeouts_yaml(const flow_timeouts& t) {
+  std::string o;
+  for (const auto& tf : flow_timeout_fields)
+    o += fmt::format("{}{}: {}", o.empty() ? "" : ", ", tf.name, t.*tf.member);
+  return o;
+}
+
+nlohmann::json timeouts_json(const flow_timeouts& t) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& tf : flow_timeout_fields)
+    j[tf.name] = t.*tf.member;
+  return j;
+}
+
 std::string health_yaml(const health_config& h) {
   return fmt::format(
       "{{check: {}, interval_ms: {}, timeout_ms: {}, rise: {}, fall: {}, "
@@ -63,13 +78,13 @@ std::string to_yaml(const cp_config& c) {
     o += fmt::format("  - name: {}\n    vip: \"{}\"\n    port: {}\n    proto: {}\n    mode: {}\n"
                      "    scheduler: {}\n    hash_src: {}\n    sh_prefix4: {}\n    sh_prefix6: {}\n"
                      "    sh_timeout: {}\n    gue_port: {}\n    on_backend_down: {}\n"
-                     "    timeouts: {{syn: {}, established: {}, fin: {}, udp: {}}}\n",
+                     "    timeouts: {{{}}}\n",
                      s.name, format_ip(s.cfg.vip), s.cfg.port, proto_name(s.cfg.proto),
                      mode_name(s.cfg.mode), scheduler_name(s.cfg.scheduler), s.cfg.hash_src,
                      unsigned(s.cfg.sh_prefix4), unsigned(s.cfg.sh_prefix6), s.cfg.sh_timeout_s,
-                     s.cfg.gue_port, s.cfg.reset_on_down ? "reset" : "keep", t.syn_s,
-                     t.established_s, t.fin_s, t.udp_s);
+                     s.cfg.gue_port, s.cfg.reset_on_down ? "reset" : "keep", timeouts_yaml(t));
     o += fmt::format("    health: {}\n", health_yaml(s.health));
+    o += fmt::format("    announce: {}\n    quorum: {}\n", announce_name(s.announce), s.quorum);
     o += s.cfg.backends.empty() ? "    backends: []\n" : "    backends:\n";
     for (const auto& b : s.cfg.backends) {
       auto h = s.backend_health.find(format_endpoint(b.addr, b.port ? b.port : s.cfg.port));
@@ -97,23 +112,23 @@ nlohmann::json to_json(const named_service& s) {
       backends.back()["health"] = to_json(h->second);
   }
   const auto& t = s.cfg.timeouts;
-  return {
-      {"name", s.name},
-      {"vip", format_ip(s.cfg.vip)},
-      {"port", s.cfg.port},
-      {"proto", std::string(proto_name(s.cfg.proto))},
-      {"mode", std::string(mode_name(s.cfg.mode))},
-      {"scheduler", std::string(scheduler_name(s.cfg.scheduler))},
-      {"hash_src", s.cfg.hash_src},
-      {"sh_prefix4", s.cfg.sh_prefix4},
-      {"sh_prefix6", s.cfg.sh_prefix6},
-      {"sh_timeout", s.cfg.sh_timeout_s},
-      {"gue_port", s.cfg.gue_port},
-      {"on_backend_down", s.cfg.reset_on_down ? "reset" : "keep"},
-      {"health", to_json(s.health)},
-      {"timeouts",
-       {{"syn", t.syn_s}, {"established", t.established_s}, {"fin", t.fin_s}, {"udp", t.udp_s}}},
-      {"backends", backends}};
+  return {{"name", s.name},
+          {"vip", format_ip(s.cfg.vip)},
+          {"port", s.cfg.port},
+          {"proto", std::string(proto_name(s.cfg.proto))},
+          {"mode", std::string(mode_name(s.cfg.mode))},
+          {"scheduler", std::string(scheduler_name(s.cfg.scheduler))},
+          {"hash_src", s.cfg.hash_src},
+          {"sh_prefix4", s.cfg.sh_prefix4},
+          {"sh_prefix6", s.cfg.sh_prefix6},
+          {"sh_timeout", s.cfg.sh_timeout_s},
+          {"gue_port", s.cfg.gue_port},
+          {"on_backend_down", s.cfg.reset_on_down ? "reset" : "keep"},
+          {"health", to_json(s.health)},
+          {"announce", std::string(announce_name(s.announce))},
+          {"quorum", s.quorum},
+          {"timeouts", timeouts_json(t)},
+          {"backends", backends}};
 }
 
 nlohmann::json to_json(const cp_config& c) {

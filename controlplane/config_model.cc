@@ -39,6 +39,25 @@ std::optional<abi::fwd_mode> parse_mode(std::string_view s) {
   return fwd_mode_from_name(s);
 }
 
+std::string_view announce_name(announce_policy a) {
+  switch (a) {
+  case announce_policy::always:
+    return "always";
+  case announce_policy::never:
+    return "never";
+  case announce_policy::quorum:
+    break;
+  }
+  return "quorum";
+}
+
+std::optional<announce_policy> parse_announce(std::string_view s) {
+  for (auto a : {announce_policy::quorum, announce_policy::always, announce_policy::never})
+    if (s == announce_name(a))
+      return a;
+  return std::nullopt;
+}
+
 std::string_view state_name(abi::backend_state s) {
   switch (s) {
   case abi::backend_state::up:

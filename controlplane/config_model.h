@@ -16,11 +16,19 @@
 
 namespace sluice::cp {
 
+// When the instance announces a service's VIP by BGP (docs/high-availability.md):
+// `quorum` while at least `quorum` backends are healthy, `always` whatever the
+// backends' health, `never` not at all. All three need a live dataplane and an
+// instance that is not drained.
+enum class announce_policy : uint8_t { quorum, always, never };
+
 struct named_service {
   std::string name;                  // unique within the config; [A-Za-z0-9_.-], 1..64 chars
   service_config cfg;                // cfg.maglev_size is always limits.maglev_size
   health_config health;              // active checks of every backend (docs/configuration.md)
   backend_health_map backend_health; // per-backend replacements, by format_endpoint()
+  announce_policy announce = announce_policy::quorum;
+  uint32_t quorum = 1; // healthy backends needed to announce (policy quorum), 1..max_backends
 };
 
 struct limits_config {
@@ -53,6 +61,8 @@ std::string_view state_name(abi::backend_state s);
 std::optional<abi::backend_state> parse_state(std::string_view s);
 std::string_view proto_name(uint8_t proto);
 std::optional<uint8_t> parse_proto(std::string_view s);
+std::string_view announce_name(announce_policy a);
+std::optional<announce_policy> parse_announce(std::string_view s);
 bool is_prime(uint64_t n);
 bool valid_name(std::string_view s);
 

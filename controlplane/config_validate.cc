@@ -17,7 +17,8 @@ bool family_rule_ok(abi::fwd_mode m, const ip_addr& vip, const ip_addr& backend)
   return vip.family() == backend.family();
 }
 
-void check_service(const named_service& s, const std::string& p, std::vector<issue>& out) {
+void check_service(const named_service& s, const std::string& p, const abi::capacities& caps,
+                   std::vector<issue>& out) {
   if (!valid_name(s.name))
     out.push_back(
         {p + ".name", fmt::format("must be 1..64 characters of [A-Za-z0-9_.-], got '{}'", s.name)});
@@ -25,13 +26,13 @@ void check_service(const named_service& s, const std::string& p, std::vector<iss
     out.push_back({p + ".port", "must be 1..65535, got 0"});
   if (s.cfg.mode == abi::fwd_mode::dsr_gue && s.cfg.gue_port == 0)
     out.push_back({p + ".gue_port", "must be 1..65535 for mode dsr-gue, got 0"});
-  const auto& t = s.cfg.timeouts;
-  const std::pair<const char*, uint32_t> timeouts[] = {
-      {"syn", t.syn_s}, {"established", t.established_s}, {"fin", t.fin_s}, {"udp", t.udp_s}};
-  for (auto [name, v] : timeouts)
-    if (v == 0 || v > 86400 * 7)
-      out.push_back({fmt::format("{}.timeouts.{}", p, name),
-                     fmt::format("must be 1..604800 seconds, got {}", v)});
+  if (s.quorum == 0 || s.quorum > caps.max_backends)
+    out.push_back(
+        {p + ".quorum", fmt::format("must be 1..{}, got {}", caps.max_backends, s.quorum)});
+  for (const auto& tf : flow_timeout_fields)
+    if (uint32_t v = s.cfg.timeouts.*tf.member; v == 0 || v > max_flow_timeout_s)
+      out.push_back({fmt::format("{}.timeouts.{}", p, tf.name),
+                     fmt::format("must be 1..{} seconds, got {}", max_flow_timeout_s, v)});
   std::map<std::pair<ip_addr, uint16_t>, size_t> seen;
   for (size_t j = 0; j < s.cfg.backends.size(); ++j) {
     const auto& b = s.cfg.backends[j];
@@ -70,7 +71,7 @@ std::vector<issue> validate_config(const cp_config& c, const abi::capacities& ca
   for (size_t i = 0; i < c.services.size(); ++i) {
     const auto& s = c.services[i];
     const std::string p = fmt::format("services[{}]", i);
-    check_service(s, p, out);
+    check_service(s, p, caps, out);
     if (auto [it, fresh] = names.emplace(s.name, i); !fresh)
       out.push_back({p + ".name", fmt::format("duplicate service name '{}' (also services[{}])",
                                               s.name, it->second)});

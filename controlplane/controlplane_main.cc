@@ -14,10 +14,14 @@
 #include "api_server.h"
 #include "config_encode.h"
 #include "config_load.h"
+#include "ha_daemon.h"
 #include "health_daemon.h"
 #include "input_limits.h"
 #include "instance_lock.h"
+#include "log.h"
 #include "metrics.h"
+#include "metrics_ports.h"
+#include "port_stats_query.h"
 #include "publisher.h"
 #include "shm_atomic.h"
 #include "shm_publish.h"
@@ -26,6 +30,7 @@
 #include "state_file.h"
 #include "stats_reader.h"
 #include "steer_hook.h"
+#include "version.h"
 #include "worker_watch.h"
 
 namespace po = boost::program_options;
@@ -36,16 +41,23 @@ namespace {
 
 struct options {
   std::string config, instance, shm_path, socket, state_file, metrics = "127.0.0.1:9700";
+  std::string log_format = "text";
   uint32_t ack_timeout_ms = 2000;
   uint32_t stall_ms = 1000;
   bool validate = false;
   bool allow_empty = false;
   std::vector<std::string> steer_nat_pool, steer_own;
   steer_hook_options steer;
+  ha_options ha;
 };
 
+// Every message of this file and of the health checks goes through log.h;
+// a "warning: " prefix sets the level.
 void log(const std::string& msg) {
-  std::fprintf(stderr, "sluice-controlplane: %s\n", msg.c_str());
+  if (msg.rfind("warning: ", 0) == 0)
+    log_warning(msg.substr(9));
+  else
+    log_info(msg);
 }
 
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
@@ -71,16 +83,25 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "allow-empty", po::bool_switch(&o.allow_empty),
       "start even when the state file (or its absence) would publish zero services over a "
       "non-empty config or table")(
+      "log-format", po::value(&o.log_format)->value_name("text|json"),
+      "stderr log lines: text (timestamp level message; syslog prefix under systemd) or "
+      "json (one object per line)")("version", "print the version and exit")(
       "steer-iface", po::value(&o.steer.iface)->value_name("IF"),
       "after every publication, fill the maps of vip_steer attached to IF")(
       "steer-nat-pool", po::value(&o.steer_nat_pool)->value_name("IP")->composing(),
       "the dataplane's NAT-pool addresses for vip_steer (default: keep the map's)")(
       "steer-own", po::value(&o.steer_own)->value_name("IP")->composing(),
       "the dataplane's own addresses for vip_steer (default: keep the map's)");
+  add_ha_options(d, o.ha);
   try {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
     po::notify(vm);
+    if (vm.count("version")) {
+      std::printf("sluice-controlplane %s\n", SLUICE_VERSION);
+      exit_code = 0;
+      return std::nullopt;
+    }
     if (vm.count("help")) {
       std::ostringstream s;
       s << d;
@@ -89,28 +110,40 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       return std::nullopt;
     }
   } catch (const po::error& e) {
-    log(std::string(e.what()) + " (see --help)");
+    log_error(std::string(e.what()) + " (see --help)");
     exit_code = 2;
     return std::nullopt;
   }
+  log_format lf;
+  if (!parse_log_format(o.log_format, lf)) {
+    log_error(fmt::format("--log-format: expected text or json, got '{}'", o.log_format));
+    exit_code = 2;
+    return std::nullopt;
+  }
+  log_init("sluice-controlplane", lf);
   for (auto [texts, out] :
        {std::pair{&o.steer_nat_pool, &o.steer.nat_pool}, std::pair{&o.steer_own, &o.steer.own}})
     for (const auto& t : *texts) {
       auto ip = parse_ip(t);
       if (!ip) {
-        log(fmt::format("--steer-nat-pool/--steer-own: '{}' is not an IP address", t));
+        log_error(fmt::format("--steer-nat-pool/--steer-own: '{}' is not an IP address", t));
         exit_code = 2;
         return std::nullopt;
       }
       out->push_back(*ip);
     }
+  if (auto h = finish_ha_options(o.ha); !h) {
+    log(h.error_message());
+    exit_code = 2;
+    return std::nullopt;
+  }
   if (!o.steer.iface.empty() && !steer_hook_available()) {
-    log("--steer-iface: this build has no libbpf (bpf/ was not built)");
+    log_error("--steer-iface: this build has no libbpf (bpf/ was not built)");
     exit_code = 2;
     return std::nullopt;
   }
   if (o.config.empty() && (o.validate || (o.instance.empty() && o.shm_path.empty()))) {
-    log("--config FILE is required (or --instance NAME to start empty)");
+    log_error("--config FILE is required (or --instance NAME to start empty)");
     exit_code = 2;
     return std::nullopt;
   }
@@ -213,7 +246,7 @@ int run(const options& o) {
     auto c = load_config_file(o.config, caps);
     if (!c) {
       std::fprintf(stderr, "%s\n", c.error_message().c_str());
-      log(fmt::format("{}: invalid, nothing changed", o.config));
+      log_error(fmt::format("{}: invalid, nothing changed", o.config));
       return 1;
     }
     cfg = std::move(c.value());
@@ -234,13 +267,13 @@ int run(const options& o) {
 
   auto lock = instance_lock::acquire(shm_path + ".lock");
   if (!lock) {
-    log(fmt::format("instance '{}': {}", cfg.instance, lock.error_message()));
+    log_error(fmt::format("instance '{}': {}", cfg.instance, lock.error_message()));
     return 1;
   }
   std::error_code ec;
   auto chosen = choose_start_config(o, state_file, cfg, caps);
   if (!chosen) {
-    log(chosen.error_message());
+    log_error(chosen.error_message());
     return 1;
   }
   cfg = std::move(chosen.value());
@@ -248,7 +281,7 @@ int run(const options& o) {
     std::filesystem::create_directories(std::filesystem::path(state_file).parent_path(), ec);
   auto region = shm_region::create_or_attach(shm_path, caps);
   if (!region) {
-    log(fmt::format("{}: {}", shm_path, region.error_message()));
+    log_error(fmt::format("{}: {}", shm_path, region.error_message()));
     return 1;
   }
   if (cfg.services.empty() && !o.allow_empty && published_services(region.value()) > 0) {
@@ -272,7 +305,7 @@ int run(const options& o) {
   state.set_generation(pub.generation());
   auto first = state.load(cfg);
   if (!first) {
-    log(first.error_message());
+    log_error(first.error_message());
     return 1;
   }
   if (!first->warning.empty())
@@ -291,18 +324,32 @@ int run(const options& o) {
   ctx.stall_ms = o.stall_ms;
   health_daemon health(state, [](const std::string& m) { log(m); });
   if (auto h = health.start(); !h) {
-    log("health checks: " + h.error_message());
+    log_error("health checks: " + h.error_message());
     return 1;
   }
   ctx.annotate_backends = [&](const std::string& s, nlohmann::json& b) { health.annotate(s, b); };
+  if (!o.steer.iface.empty())
+    ctx.steer_counters = [iface = o.steer.iface] { return steer_counters(iface); };
+  // Announces the NAT pool given for vip_steer too (docs/high-availability.md).
+  ha_daemon ha(o.ha, cfg.instance, o.steer.nat_pool, [](const std::string& m) { log(m); });
+  if (auto h = ha.start(); !h) {
+    log(h.error_message());
+    return 1;
+  }
+  ctx.extra_commands = [&](const std::string& cmd, const nlohmann::json& req) {
+    return ha.handle(cmd, req, state, region.value(), pub);
+  };
   api_handler api(ctx);
 
   server_hooks hooks;
   hooks.handle_line = [&](const std::string& line) { return api.handle_line(line); };
+  hooks.request_peer = [&](int uid, int pid) { api.set_peer(uid, pid); };
   hooks.metrics = [&] {
     auto snap = read_counters(region.value(), pub.builder(), state.desired());
+    const auto effective = state.effective(state.desired());
     metrics_input in;
     in.config = &state.desired();
+    in.effective = &effective;
     in.counters = &snap;
     in.generation = pub.generation();
     in.publishes = &publishes;
@@ -312,7 +359,12 @@ int run(const options& o) {
     in.lagging_workers = uint32_t(pub.lagging_workers(pub.generation()).size());
     in.uptime_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
+    auto ports = query_port_stats(shm_path, std::chrono::milliseconds(500));
+    nlohmann::json steer = ctx.steer_counters ? ctx.steer_counters() : nlohmann::json();
     return render_metrics(in) + health.metrics() +
+           render_port_metrics(ports ? &ports.value() : nullptr,
+                               ctx.steer_counters ? &steer : nullptr) +
+           ha.metrics() +
            render_worker_metrics(watch_workers(region.value(), monotonic_ns(), o.stall_ms));
   };
   hooks.log = log;
@@ -329,6 +381,7 @@ int run(const options& o) {
       dp_was_alive = alive;
     }
     health.tick(&region.value(), &pub.builder());
+    ha.tick(state, region.value(), pub);
   };
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
   server_options so;
@@ -337,8 +390,9 @@ int run(const options& o) {
   so.tick_ms = 50; // health changes publish fast
   so.max_request_bytes = input_limits::max_request_bytes;
   auto served = serve(so, hooks);
+  ha.shutdown(); // withdraw first, stop second
   if (!served) {
-    log(served.error_message());
+    log_error(served.error_message());
     return 1;
   }
   log("stopping; the dataplane keeps forwarding with the published tables");

@@ -3,6 +3,11 @@
 #include <fmt/format.h>
 #include <sstream>
 
+#include "config_model.h"
+#include "mode_names.h"
+#include "scheduler_names.h"
+#include "service_config.h"
+
 namespace po = boost::program_options;
 using nlohmann::json;
 
@@ -28,10 +33,25 @@ po::options_description service_options() {
       "timeout-syn", po::value<int64_t>()->value_name("S"), "SYN idle timeout, s (default 30)")(
       "timeout-established", po::value<int64_t>()->value_name("S"),
       "established idle timeout, s (default 900)")(
-      "timeout-fin", po::value<int64_t>()->value_name("S"), "FIN idle timeout, s (default 120)")(
+      "timeout-fin", po::value<int64_t>()->value_name("S"),
+      "FIN (one side, or both without the last ACK) idle timeout, s (default 7)")(
       "timeout-udp", po::value<int64_t>()->value_name("S"), "UDP idle timeout, s (default 300)")(
+      "timeout-syn-recv", po::value<int64_t>()->value_name("S"),
+      "SYN-ACK seen, client's ACK pending (NAT modes) idle timeout, s (default 30)")(
+      "timeout-time-wait", po::value<int64_t>()->value_name("S"),
+      "TIME_WAIT idle timeout, s (default 7)")("timeout-closed",
+                                               po::value<int64_t>()->value_name("S"),
+                                               "closed-by-RST idle timeout, s (default 3)")(
+      "timeout-udp-unanswered", po::value<int64_t>()->value_name("S"),
+      "UDP flow with one datagram so far, s (default 30)")(
+      "timeout-adopted", po::value<int64_t>()->value_name("S"),
+      "flow adopted mid-connection (no SYN), s (default 10)")(
       "health", po::value<std::string>()->value_name("JSON"),
-      "health check as a JSON object, fields as in the config file's `health`");
+      "health check as a JSON object, fields as in the config file's `health`")(
+      "announce", po::value<std::string>()->value_name("quorum|always|never"),
+      "BGP announcement of the VIP (default quorum)")(
+      "quorum", po::value<int64_t>()->value_name("N"),
+      "healthy backends needed to announce (default 1)");
   return d;
 }
 
@@ -72,6 +92,15 @@ status add_health(const po::variables_map& vm, json& target) {
   return {};
 }
 
+// The sluicectl option of a timeout field: "syn_recv" -> "timeout-syn-recv".
+std::string timeout_option(const char* field) {
+  std::string o = std::string("timeout-") + field;
+  for (char& c : o)
+    if (c == '_')
+      c = '-';
+  return o;
+}
+
 // A JSON value as one word of a save line: compact, and the spaces that can
 // only occur inside its strings written as \u0020 (still valid JSON).
 std::string one_word(const json& j) {
@@ -89,7 +118,7 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
   if (!vm)
     return vm.err();
   json f = json::object();
-  for (const char* k : {"vip", "proto", "mode", "scheduler"})
+  for (const char* k : {"vip", "proto", "mode", "scheduler", "announce"})
     if (vm->count(k))
       f[k] = (*vm)[k].as<std::string>();
   if (vm->count("on-backend-down"))
@@ -109,11 +138,13 @@ result<json> parse_service_fields(const std::vector<std::string>& args) {
       key[2] = '_';
       f[key] = (*vm)[k].as<int64_t>();
     }
+  if (vm->count("quorum"))
+    f["quorum"] = (*vm)["quorum"].as<int64_t>();
   if (vm->count("gue-port"))
     f["gue_port"] = (*vm)["gue-port"].as<int64_t>();
-  for (const char* k : {"syn", "established", "fin", "udp"})
-    if (vm->count(std::string("timeout-") + k))
-      f["timeouts"][k] = (*vm)[std::string("timeout-") + k].as<int64_t>();
+  for (const auto& tf : flow_timeout_fields)
+    if (std::string opt = timeout_option(tf.name); vm->count(opt))
+      f["timeouts"][tf.name] = (*vm)[opt].as<int64_t>();
   if (auto r = add_health(*vm, f); !r)
     return r.err();
   return f;
@@ -135,35 +166,62 @@ result<json> parse_backend_fields(const std::string& addr, const std::vector<std
 }
 
 std::string save_text(const json& c) {
+  // Only what differs from the defaults (service_config.h, config_model.h),
+  // so a saved line reads like the command an operator would type; restore
+  // gets the omitted fields back as the same defaults.
+  const service_config ds;
+  const backend_config db;
+  const cp::limits_config dl;
   std::string o =
       fmt::format("# sluicectl save: instance {}\n", c.at("instance").get<std::string>());
-  o += fmt::format("limits --flow-table-size {} --maglev-size {}\n",
-                   c.at("limits").at("flow_table_size").get<uint64_t>(),
-                   c.at("limits").at("maglev_size").get<uint64_t>());
+  const auto& lim = c.at("limits");
+  std::string limits;
+  if (lim.at("flow_table_size").get<uint64_t>() != dl.flow_table_size)
+    limits += fmt::format(" --flow-table-size {}", lim.at("flow_table_size").get<uint64_t>());
+  if (lim.at("maglev_size").get<uint64_t>() != dl.maglev_size)
+    limits += fmt::format(" --maglev-size {}", lim.at("maglev_size").get<uint64_t>());
+  if (!limits.empty())
+    o += "limits" + limits + "\n";
   for (const auto& s : c.at("services")) {
     const auto& t = s.at("timeouts");
-    o += fmt::format("service add {} --vip {} --port {} --proto {} --mode {} --scheduler {} "
-                     "--hash-src {} --sh-prefix4 {} --sh-prefix6 {} --sh-timeout {} --gue-port {} "
-                     "--on-backend-down {} "
-                     "--timeout-syn {} --timeout-established {} --timeout-fin {} "
-                     "--timeout-udp {}\n",
-                     s.at("name").get<std::string>(), s.at("vip").get<std::string>(),
-                     s.at("port").get<int>(), s.at("proto").get<std::string>(),
-                     s.at("mode").get<std::string>(), s.at("scheduler").get<std::string>(),
-                     s.at("hash_src").get<bool>() ? "true" : "false", s.at("sh_prefix4").get<int>(),
-                     s.at("sh_prefix6").get<int>(), s.at("sh_timeout").get<uint64_t>(),
-                     s.at("gue_port").get<int>(), s.value("on_backend_down", std::string("keep")),
-                     t.at("syn").get<uint64_t>(), t.at("established").get<uint64_t>(),
-                     t.at("fin").get<uint64_t>(), t.at("udp").get<uint64_t>());
-    if (s.contains("health") && s["health"].value("check", std::string("none")) != "none") {
-      o.pop_back(); // the health check goes on the same line
-      o += " --health " + one_word(s["health"]) + "\n";
-    }
+    o += fmt::format("service add {} --vip {} --port {}", s.at("name").get<std::string>(),
+                     s.at("vip").get<std::string>(), s.at("port").get<int>());
+    auto opt_str = [&](const char* flag, const std::string& v, std::string_view dflt) {
+      if (v != dflt)
+        o += fmt::format(" --{} {}", flag, v);
+    };
+    auto opt_num = [&](const char* flag, uint64_t v, uint64_t dflt) {
+      if (v != dflt)
+        o += fmt::format(" --{} {}", flag, v);
+    };
+    opt_str("proto", s.at("proto").get<std::string>(), "tcp");
+    opt_str("mode", s.at("mode").get<std::string>(), fwd_mode_name(ds.mode));
+    opt_str("scheduler", s.at("scheduler").get<std::string>(), scheduler_name(ds.scheduler));
+    if (s.at("hash_src").get<bool>() != ds.hash_src)
+      o += fmt::format(" --hash-src {}", s.at("hash_src").get<bool>() ? "true" : "false");
+    opt_num("sh-prefix4", s.at("sh_prefix4").get<uint64_t>(), ds.sh_prefix4);
+    opt_num("sh-prefix6", s.at("sh_prefix6").get<uint64_t>(), ds.sh_prefix6);
+    opt_num("sh-timeout", s.at("sh_timeout").get<uint64_t>(), ds.sh_timeout_s);
+    opt_num("gue-port", s.at("gue_port").get<uint64_t>(), ds.gue_port);
+    opt_str("on-backend-down", s.value("on_backend_down", std::string("keep")), "keep");
+    opt_str("announce", s.value("announce", std::string("quorum")), "quorum");
+    opt_num("quorum", s.value("quorum", uint64_t(1)), 1);
+    for (const auto& tf : flow_timeout_fields)
+      if (t.contains(tf.name))
+        opt_num(timeout_option(tf.name).c_str(), t.at(tf.name).get<uint64_t>(),
+                ds.timeouts.*tf.member);
+    if (s.contains("health") && s["health"].value("check", std::string("none")) != "none")
+      o += " --health " + one_word(s["health"]);
+    o += "\n";
     for (const auto& b : s.at("backends")) {
-      o += fmt::format("backend add {} {} --port {} --weight {} --state {}",
-                       s.at("name").get<std::string>(), b.at("address").get<std::string>(),
-                       b.at("port").get<int>(), b.at("weight").get<int>(),
-                       b.at("state").get<std::string>());
+      o += fmt::format("backend add {} {}", s.at("name").get<std::string>(),
+                       b.at("address").get<std::string>());
+      if (b.at("port").get<int>() != db.port)
+        o += fmt::format(" --port {}", b.at("port").get<int>());
+      if (b.at("weight").get<int>() != db.weight)
+        o += fmt::format(" --weight {}", b.at("weight").get<int>());
+      if (b.at("state").get<std::string>() != "up")
+        o += " --state " + b.at("state").get<std::string>();
       if (b.contains("health"))
         o += " --health " + one_word(b["health"]);
       o += "\n";

@@ -54,6 +54,14 @@ std::string rate(const json& now, const json* prev_obj, const char* k, double dt
   return fmt::format("{:.0f}", b >= a ? double(b - a) / dt : 0.0);
 }
 
+// The state the dataplane acts on (health checks applied) when the daemon
+// reports it, else the configured one.
+std::string shown_state(const json& backend, const json& backend_stats) {
+  if (backend_stats.contains("effective_state") && backend_stats["effective_state"].is_string())
+    return backend_stats["effective_state"].get<std::string>();
+  return backend["state"].get<std::string>();
+}
+
 } // namespace
 
 std::string render_list(const json& config, const json& stats, const json* prev, list_kind kind) {
@@ -102,8 +110,8 @@ std::string render_list(const json& config, const json& stats, const json* prev,
       const json* pb = prev ? &backend_stats(*prev, i, j) : nullptr;
       if (kind == list_kind::plain)
         o += fmt::format("  -> {:<28} {:<8} {:<6} {:<8} {:<10} {}\n", rip,
-                         s["mode"].get<std::string>(), b["weight"].get<int>(),
-                         b["state"].get<std::string>(), num(bs, "active_flows"), 0);
+                         s["mode"].get<std::string>(), b["weight"].get<int>(), shown_state(b, bs),
+                         num(bs, "active_flows"), 0);
       else if (kind == list_kind::stats)
         o += fmt::format("  -> {:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n", rip, num(bs, "connections"),
                          num(bs, "packets"), 0, num(bs, "bytes"), 0);
@@ -167,6 +175,30 @@ std::string render_top(const json& config, const json& status, const json& stats
     }
   if (!any)
     o += "  (none)\n";
+  return o;
+}
+
+std::string format_idle(uint64_t ms) {
+  if (ms < 1000)
+    return fmt::format("{}ms", ms);
+  if (ms < 60'000)
+    return fmt::format("{:.1f}s", double(ms) / 1000);
+  const uint64_t s = ms / 1000;
+  if (s < 3600)
+    return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+}
+
+std::string render_conns(const json& flows, bool header) {
+  // 3 + 11 + 7 + 3 x 21 + 6 separators: 90 columns, 10 left for the service.
+  constexpr const char* row = "{:<3} {:<11} {:>7} {:<21} {:<21} {:<21} {}\n";
+  std::string o;
+  if (header)
+    o += fmt::format(row, "PRO", "STATE", "IDLE", "CLIENT", "VIP", "BACKEND", "SERVICE");
+  for (const auto& f : flows)
+    o += fmt::format(row, f.value("proto", ""), f.value("state", ""),
+                     format_idle(f.value("idle_ms", uint64_t(0))), f.value("client", ""),
+                     f.value("vip", ""), f.value("backend", ""), f.value("service", ""));
   return o;
 }
 

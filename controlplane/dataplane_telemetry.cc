@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "shm_region.h"
+
 namespace sluice::cp {
 
 namespace {
@@ -34,7 +36,7 @@ result<std::string> recv_one(int fd, std::chrono::steady_clock::time_point deadl
 result<nlohmann::json> query_dataplane_telemetry(const std::string& shm_path,
                                                  const std::string& command,
                                                  std::chrono::milliseconds timeout) {
-  const std::string link = shm_path + ".telemetry";
+  const std::string link = shm_region::telemetry_link_path(shm_path);
   char target[sizeof(sockaddr_un::sun_path)];
   ssize_t len = readlink(link.c_str(), target, sizeof(target) - 1);
   if (len <= 0)

@@ -1,7 +1,7 @@
 // Client of the dataplane's DPDK telemetry socket, for what only the dataplane
 // knows (the tracked flows behind `sluicectl conns`). The dataplane publishes
-// the socket's path as a symlink next to its shared-memory object
-// (SHM_PATH.telemetry); each query opens the socket, sends one command and
+// the socket's path as a symlink found from the shared-memory path
+// (shm_region::telemetry_link_path); each query opens the socket, sends one command and
 // reads one JSON reply, with a timeout so a stuck dataplane cannot stall the
 // API thread.
 #pragma once

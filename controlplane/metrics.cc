@@ -4,6 +4,7 @@
 
 #include "counters.h"
 #include "ip_addr.h"
+#include "version.h"
 
 namespace sluice::cp {
 
@@ -49,14 +50,22 @@ std::string render_metrics(const metrics_input& in) {
   head(o, "sluice_controlplane_uptime_seconds", "gauge", "seconds since the control plane started");
   o += fmt::format("sluice_controlplane_uptime_seconds {:.3f}\n", in.uptime_s);
 
-  head(o, "sluice_drops_total", "counter", "packets dropped, by reason (summed over workers)");
-  for (size_t i = 0; i < drop_reason_count; ++i)
-    o += fmt::format("sluice_drops_total{{reason=\"{}\"}} {}\n", drop_reason_names[i], k.drops[i]);
+  head(o, "sluice_build_info", "gauge", "always 1; labels name the build");
+  o += fmt::format("sluice_build_info{{version=\"{}\",component=\"controlplane\"}} 1\n",
+                   SLUICE_VERSION);
+
+  head(o, "sluice_drops_total", "counter", "packets dropped, by reason and worker");
+  for (const auto& w : k.workers)
+    for (size_t i = 0; i < drop_reason_count; ++i)
+      o += fmt::format("sluice_drops_total{{reason=\"{}\",worker=\"{}\"}} {}\n",
+                       drop_reason_names[i], w.worker, w.drops[i]);
   for (size_t i = 0; i < worker_counter_count; ++i) {
-    const std::string name = fmt::format("sluice_worker_{}", worker_counter_names[i]);
     const bool gauge = worker_counter_names[i] == "flows_active";
+    const std::string name =
+        fmt::format("sluice_worker_{}{}", worker_counter_names[i], gauge ? "" : "_total");
     head(o, name.c_str(), gauge ? "gauge" : "counter", worker_counter_help[i]);
-    o += fmt::format("{} {}\n", name, k.worker[i]);
+    for (const auto& w : k.workers)
+      o += fmt::format("{}{{worker=\"{}\"}} {}\n", name, w.worker, w.counters[i]);
   }
 
   struct svc_field {
@@ -118,11 +127,19 @@ std::string render_metrics(const metrics_input& in) {
   for (const auto& s : c.services)
     for (const auto& b : s.cfg.backends)
       o += fmt::format("sluice_backend_weight{{{}}} {}\n", be_labels(s, b), b.weight);
-  head(o, "sluice_backend_up", "gauge", "1 when the backend state is up (health state)");
-  for (const auto& s : c.services)
-    for (const auto& b : s.cfg.backends)
-      o += fmt::format("sluice_backend_up{{{},state=\"{}\"}} {}\n", be_labels(s, b),
-                       state_name(b.state), b.state == abi::backend_state::up ? 1 : 0);
+  head(o, "sluice_backend_up", "gauge",
+       "1 when the backend takes new flows: configured up and passing its health checks "
+       "(labels: the effective and the configured state)");
+  for (size_t i = 0; i < c.services.size(); ++i)
+    for (size_t j = 0; j < c.services[i].cfg.backends.size(); ++j) {
+      const auto& b = c.services[i].cfg.backends[j];
+      auto eff = b.state;
+      if (in.effective && i < in.effective->size() && j < (*in.effective)[i].backends.size())
+        eff = (*in.effective)[i].backends[j].state;
+      o += fmt::format("sluice_backend_up{{{},state=\"{}\",configured_state=\"{}\"}} {}\n",
+                       be_labels(c.services[i], b), state_name(eff), state_name(b.state),
+                       eff == abi::backend_state::up ? 1 : 0);
+    }
   return o;
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -19,7 +20,10 @@
 #include "ctl_args.h"
 #include "ctl_client.h"
 #include "ctl_drain.h"
+#include "ctl_ports.h"
+#include "ctl_peers.h"
 #include "ctl_view.h"
+#include "version.h"
 
 namespace po = boost::program_options;
 using nlohmann::json;
@@ -202,13 +206,17 @@ int cmd_backend_set_weight(context& c) {
   return change(c, r);
 }
 
+po::options_description drain_options() {
+  auto opts = port_only();
+  opts.add_options()("wait", po::bool_switch(), "return when the backend has no active flow")(
+      "timeout", po::value<double>()->value_name("S")->default_value(300),
+      "with --wait: give up after S seconds (exit 1)");
+  return opts;
+}
+
 int cmd_backend_drain(context& c, const char* cmd) {
   const bool drain = std::string(cmd) == "backend.drain";
-  auto opts = port_only();
-  if (drain)
-    opts.add_options()("wait", po::bool_switch(), "return when the backend has no active flow")(
-        "timeout", po::value<double>()->value_name("S")->default_value(300),
-        "with --wait: give up after S seconds (exit 1)");
+  auto opts = drain ? drain_options() : port_only();
   auto p = parse_cmd(c.args, opts, 2,
                      fmt::format("sluicectl backend {} SERVICE ADDR [--port N]{}", cmd + 8,
                                  drain ? " [--wait [--timeout S]]" : ""));
@@ -273,12 +281,16 @@ std::string read_all(const std::string& path) {
   return ss.str();
 }
 
-int cmd_apply(context& c) {
+po::options_description apply_options() {
   po::options_description d("options");
   d.add_options()("file,f", po::value<std::string>()->value_name("FILE"),
                   "YAML config ('-' = stdin)")("dry-run", po::bool_switch(),
                                                "only print what would change");
-  auto p = parse_cmd(c.args, d, 0, "sluicectl apply -f FILE [--dry-run]");
+  return d;
+}
+
+int cmd_apply(context& c) {
+  auto p = parse_cmd(c.args, apply_options(), 0, "sluicectl apply -f FILE [--dry-run]");
   if (!p.vm.count("file"))
     throw usage_error{"usage: sluicectl apply -f FILE [--dry-run]"};
   const std::string file = p.vm["file"].as<std::string>();
@@ -312,12 +324,16 @@ int cmd_save(context& c) {
   return 0;
 }
 
-int cmd_restore(context& c) {
+po::options_description restore_options() {
   po::options_description d("options");
   d.add_options()("file,f", po::value<std::string>()->value_name("FILE"),
                   "saved commands (default stdin)")("dry-run", po::bool_switch(),
                                                     "only print what would change");
-  auto p = parse_cmd(c.args, d, 0, "sluicectl restore [-f FILE] [--dry-run]");
+  return d;
+}
+
+int cmd_restore(context& c) {
+  auto p = parse_cmd(c.args, restore_options(), 0, "sluicectl restore [-f FILE] [--dry-run]");
   auto cfg = restore_config(read_all(p.vm.count("file") ? p.vm["file"].as<std::string>() : "-"));
   if (!cfg)
     return fail(cfg.error_message());
@@ -325,17 +341,48 @@ int cmd_restore(context& c) {
   return change(c, req);
 }
 
+// A command without arguments: one request, its answer rendered.
+int simple(context& c, const char* cmd, std::string (*render)(const json&)) {
+  parse_cmd(c.args, po::options_description(), 0, fmt::format("sluicectl {} [--json]", cmd));
+  return read_answer(c, {{"cmd", cmd}}, render);
+}
+
 int cmd_status(context& c) {
   parse_cmd(c.args, po::options_description(), 0, "sluicectl status [--json]");
   return read_answer(c, {{"cmd", "status"}}, render_status);
 }
 
-int cmd_list(context& c) {
+po::options_description list_options() {
   po::options_description d("options");
   d.add_options()("stats", po::bool_switch(), "packets, bytes, connections")(
       "rate", po::bool_switch(), "per-second rates (samples twice, --interval-ms apart)")(
-      "interval-ms", po::value<int>()->default_value(1000), "rate sampling interval");
-  auto p = parse_cmd(c.args, d, 0, "sluicectl list [--stats|--rate] [--json]");
+      "interval-ms", po::value<int>()->value_name("MS")->default_value(1000),
+      "with --rate: sampling interval");
+  return d;
+}
+
+// Keeps only service `name` in a config object and the matching stats answer
+// (whose services are in config order).
+void only_service(json& config, json& stats, const std::string& name) {
+  json services = json::array(), counters = json::array();
+  for (size_t i = 0; i < config["services"].size(); ++i)
+    if (config["services"][i].value("name", std::string()) == name) {
+      services.push_back(config["services"][i]);
+      if (stats.contains("services") && i < stats["services"].size())
+        counters.push_back(stats["services"][i]);
+    }
+  config["services"] = services;
+  stats["services"] = counters;
+}
+
+int cmd_list(context& c) {
+  std::vector<std::string> args = c.args;
+  std::string service;
+  if (!args.empty() && args[0].rfind("--", 0) != 0) {
+    service = args[0];
+    args.erase(args.begin());
+  }
+  auto p = parse_cmd(args, list_options(), 0, "sluicectl list [SERVICE] [--stats|--rate] [--json]");
   auto cfg = c.client->call({{"cmd", "config.get"}});
   if (!cfg)
     return fail(cfg.error_message());
@@ -351,6 +398,17 @@ int cmd_list(context& c) {
     if (!s1)
       return fail(s1.error_message());
   }
+  if (!service.empty()) {
+    bool found = false;
+    for (const auto& s : (*cfg)["config"]["services"])
+      found |= s.value("name", std::string()) == service;
+    if (!found)
+      return fail(fmt::format("service '{}' does not exist", service));
+    json full = (*cfg)["config"];
+    only_service((*cfg)["config"], s1.value(), service);
+    if (rate)
+      only_service(full, prev, service);
+  }
   if (c.json_out) {
     json out = {{"config", (*cfg)["config"]}, {"stats", s1.value()}};
     if (rate)
@@ -365,9 +423,24 @@ int cmd_list(context& c) {
   return 0;
 }
 
-int cmd_conns(context& c) {
+po::options_description conns_options() {
   po::options_description d("options");
-  d.add_options()("limit", po::value<int>()->default_value(20), "at most N flows (1..100)");
+  d.add_options()("backend", po::value<std::string>()->value_name("ADDR[:PORT]"),
+                  "only flows to this backend")(
+      "client", po::value<std::string>()->value_name("PREFIX"),
+      "only flows from this client address or prefix (e.g. 203.0.113.0/24)")(
+      "state", po::value<std::string>()->value_name("STATE"),
+      "only flows in this state: syn, syn_recv, established, fin, last_ack, time_wait, closed, "
+      "adopted, udp, udp_unanswered")(
+      "limit", po::value<uint64_t>()->value_name("N")->default_value(0),
+      "stop after N flows (default 0: all of them, fetched page by page)")(
+      "no-header", po::bool_switch(), "omit the column names")(
+      "page-size", po::value<uint32_t>()->value_name("N")->default_value(1000),
+      "flows per API request (1..10000)");
+  return d;
+}
+
+int cmd_conns(context& c) {
   // An optional positional SERVICE comes first.
   std::vector<std::string> args = c.args;
   std::string service;
@@ -375,33 +448,66 @@ int cmd_conns(context& c) {
     service = args[0];
     args.erase(args.begin());
   }
-  auto p = parse_cmd(args, d, 0, "sluicectl conns [SERVICE] [--limit N] [--json]");
-  int limit = p.vm["limit"].as<int>();
-  if (limit < 1 || limit > 100)
-    throw usage_error{fmt::format("--limit must be 1..100, got {}", limit)};
-  json req = {{"cmd", "conns"}, {"limit", limit}};
+  auto p = parse_cmd(args, conns_options(), 0,
+                     "sluicectl conns [SERVICE] [--backend ADDR[:PORT]] [--client PREFIX] "
+                     "[--state STATE] [--limit N] [--json]");
+  const uint64_t limit = p.vm["limit"].as<uint64_t>();
+  const uint32_t page = p.vm["page-size"].as<uint32_t>();
+  if (page < 1 || page > 10000)
+    throw usage_error{fmt::format("--page-size must be 1..10000, got {}", page)};
+  json req = {{"cmd", "conns"}};
   if (!service.empty())
     req["service"] = service;
-  return read_answer(c, req, [](const json& a) {
-    std::string o =
-        fmt::format("{:<46} {:<46} {:<5} {:<16} {:<46} {:<12} {:>9} {:>6}\n", "CLIENT", "VIP",
-                    "PROTO", "SERVICE", "BACKEND", "STATE", "IDLE(ms)", "WORKER");
-    for (const auto& f : a.value("flows", json::array()))
-      o += fmt::format("{:<46} {:<46} {:<5} {:<16} {:<46} {:<12} {:>9} {:>6}\n",
-                       f.value("client", ""), f.value("vip", ""), f.value("proto", ""),
-                       f.value("service", ""), f.value("backend", ""), f.value("state", ""),
-                       f.value("idle_ms", 0), f.value("worker", 0));
-    o += fmt::format("{} flow(s) shown (limit {})\n", a.value("count", 0), a.value("limit", 0));
-    return o;
-  });
+  for (const char* k : {"backend", "client", "state"})
+    if (p.vm.count(k))
+      req[k] = p.vm[k].as<std::string>();
+  json all = json::array();
+  uint64_t shown = 0;
+  bool header = !p.vm["no-header"].as<bool>();
+  // Page through the table: each answer is bounded, the listing is not.
+  for (;;) {
+    req["limit"] = limit ? std::min<uint64_t>(page, limit - shown) : page;
+    auto a = c.client->call(req);
+    if (!a)
+      return fail(a.error_message());
+    const json& flows = (*a)["flows"];
+    shown += flows.size();
+    if (c.json_out) {
+      for (const auto& f : flows)
+        all.push_back(f);
+    } else {
+      print(render_conns(flows, header));
+      std::fflush(stdout);
+      header = false;
+    }
+    if (a->value("done", true) || (limit && shown >= limit) || !a->contains("next"))
+      break;
+    req["cursor"] = (*a)["next"];
+  }
+  if (c.json_out)
+    print(json{{"count", all.size()}, {"flows", all}}.dump(2) + "\n");
+  return 0;
+}
+
+po::options_description top_options() {
+  po::options_description d("options");
+  d.add_options()("iterations,n", po::value<int>()->value_name("N")->default_value(0),
+                  "stop after N screens (0 = until interrupted)")(
+      "interval-ms", po::value<int>()->value_name("MS")->default_value(1000), "refresh interval");
+  return d;
+}
+
+int cmd_ports(context& c) {
+  po::options_description d("options");
+  d.add_options()("xstats", po::bool_switch(), "also list the driver's non-zero xstats");
+  auto p = parse_cmd(c.args, d, 0, "sluicectl ports [--xstats] [--json]");
+  const bool xstats = p.vm["xstats"].as<bool>();
+  return read_answer(c, {{"cmd", "ports"}},
+                     [xstats](const json& a) { return render_ports(a, xstats); });
 }
 
 int cmd_top(context& c) {
-  po::options_description d("options");
-  d.add_options()("iterations,n", po::value<int>()->default_value(0),
-                  "stop after N screens (0 = until interrupted)")(
-      "interval-ms", po::value<int>()->default_value(1000), "refresh interval");
-  auto p = parse_cmd(c.args, d, 0, "sluicectl top [--iterations N]");
+  auto p = parse_cmd(c.args, top_options(), 0, "sluicectl top [--iterations N] [--interval-ms MS]");
   const int n = p.vm["iterations"].as<int>();
   const bool tty = ::isatty(STDOUT_FILENO);
   json prev;
@@ -453,37 +559,85 @@ const std::vector<command>& commands() {
        [](context& c) { return cmd_backend_drain(c, "backend.undrain"); }},
       {"backend list", "SERVICE: list a service's backends", cmd_backend_list},
       {"apply", "-f FILE [--dry-run]: make the config FILE live (prints the diff)", cmd_apply},
-      {"save", "print the live config as commands (for restore)", cmd_save},
+      {"save", "print the live config as commands, defaults omitted (for restore)", cmd_save},
       {"restore", "[-f FILE] [--dry-run]: replace the live config by saved commands", cmd_restore},
       {"status", "process health, generation, workers' acknowledgements, uptime", cmd_status},
-      {"list", "[--stats|--rate]: ipvsadm -Ln style table", cmd_list},
-      {"top", "[--iterations N]: live view, refreshed every second", cmd_top},
-      {"conns", "[SERVICE] [--limit N]: tracked flows, read from the running dataplane", cmd_conns},
+      {"list", "[SERVICE] [--stats|--rate [--interval-ms MS]]: ipvsadm -Ln style table", cmd_list},
+      {"top", "[--iterations N] [--interval-ms MS]: live view, refreshed every second", cmd_top},
+      {"conns",
+       "[SERVICE] [--backend ADDR[:PORT]] [--client PREFIX] [--state S] [--limit N]: tracked "
+       "flows, read from the running dataplane (all of them by default)",
+       cmd_conns},
+      {"ports", "[--xstats]: NIC/port, queue, AF_XDP socket and vip_steer counters", cmd_ports},
+      {"instance drain", "withdraw every BGP route of this instance (flows continue)",
+       [](context& c) { return simple(c, "instance.drain", render_drain); }},
+      {"instance undrain", "announce again where services qualify",
+       [](context& c) { return simple(c, "instance.undrain", render_drain); }},
+      {"bgp", "announced and withdrawn prefixes, and why",
+       [](context& c) { return simple(c, "bgp", render_bgp); }},
+      {"peers", "peer instances: state, lost messages, table digests equal or not",
+       [](context& c) { return simple(c, "peers", render_peers); }},
   };
   return list;
 }
 
-std::string main_help() {
-  std::string o = "usage: sluicectl [--socket PATH | --instance NAME] [--json] COMMAND [ARGS]\n\n"
-                  "  --socket PATH    API socket (default /run/sluice/NAME.sock)\n"
-                  "  --instance NAME  instance (default 'default')\n"
-                  "  --json           machine-readable output\n\ncommands:\n";
+// Commands whose words start with `prefix` ("" = all).
+std::string command_list(const std::string& prefix) {
+  std::string o;
   for (const auto& c : commands())
-    o += fmt::format("  {:<19} {}\n", c.words, c.summary);
-  o += "\n`sluicectl COMMAND --help` shows a command's options.\n";
+    if (std::string(c.words).rfind(prefix, 0) == 0)
+      o += fmt::format("  {:<19} {}\n", c.words, c.summary);
   return o;
+}
+
+std::string main_help() {
+  return "usage: sluicectl [--socket PATH | --instance NAME] [--json] COMMAND [ARGS]\n"
+         "       sluicectl --version\n\n"
+         "  --socket PATH    API socket (default /run/sluice/NAME.sock)\n"
+         "  --instance NAME  instance (default 'default')\n"
+         "  --json           machine-readable output\n"
+         "  --version        print the version and exit\n\ncommands:\n" +
+         command_list("") + "\n`sluicectl COMMAND --help` shows a command's options.\n";
+}
+
+// The options a command accepts, as its --help prints them.
+std::optional<po::options_description> command_options(const std::string& w) {
+  if (w == "service add" || w == "service set")
+    return service_options();
+  if (w == "backend add")
+    return backend_options();
+  if (w == "backend drain")
+    return drain_options();
+  if (w == "backend del" || w == "backend set-weight" || w == "backend undrain")
+    return port_only();
+  if (w == "apply")
+    return apply_options();
+  if (w == "restore")
+    return restore_options();
+  if (w == "list")
+    return list_options();
+  if (w == "top")
+    return top_options();
+  if (w == "conns")
+    return conns_options();
+  return std::nullopt;
 }
 
 std::string command_help(const command& c) {
   std::ostringstream o;
   o << "usage: sluicectl " << c.words << " " << c.summary << "\n";
   const std::string w = c.words;
-  if (w == "service add" || w == "service set")
-    o << "\n" << service_options();
-  else if (w == "backend add")
-    o << "\n" << backend_options();
-  else if (w.rfind("backend", 0) == 0 && w != "backend list")
-    o << "\n" << port_only();
+  if (auto opts = command_options(w))
+    o << "\n" << *opts;
+  if (w == "save" || w == "restore")
+    o << "\nThe saved text is one command per line: an optional 'limits --flow-table-size N\n"
+         "--maglev-size M' line (only when they differ from the defaults), then\n"
+         "'service add' and 'backend add' lines with only the non-default options.\n"
+         "restore reads exactly what save prints; '#' starts a comment line.\n";
+  if (w == "conns")
+    o << "\nColumns: PRO STATE IDLE CLIENT VIP BACKEND SERVICE (--json adds the worker).\n"
+         "Flows are fetched page by page, so any number can be listed.\n";
+  o << "\nglobal options: --socket PATH, --instance NAME, --json\n";
   return o.str();
 }
 
@@ -492,7 +646,7 @@ std::string command_help(const command& c) {
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
   std::string socket, instance = "default";
-  bool json_out = false, help = false;
+  bool json_out = false, help = false, version = false;
   std::vector<std::string> rest;
   for (size_t i = 0; i < a.size(); ++i) {
     if ((a[i] == "--socket" || a[i] == "--instance") && i + 1 < a.size()) {
@@ -502,6 +656,8 @@ int main(int argc, char** argv) {
       json_out = true;
     } else if (a[i] == "--help" || a[i] == "-h") {
       help = true;
+    } else if (a[i] == "--version" && rest.empty()) {
+      version = true;
     } else {
       rest.push_back(a[i]);
     }
@@ -518,9 +674,20 @@ int main(int argc, char** argv) {
       break;
     }
   }
+  if (version) {
+    print(fmt::format("sluicectl {}\n", SLUICE_VERSION));
+    return 0;
+  }
   if (!cmd) {
     if (help || rest.empty()) {
       print(main_help());
+      return help ? 0 : 2;
+    }
+    // A command group alone ("sluicectl service"): its commands.
+    if (rest.size() == 1 && !command_list(rest[0] + " ").empty()) {
+      print(fmt::format("usage: sluicectl {} SUBCOMMAND ...\n\ncommands:\n{}\n`sluicectl {} "
+                        "SUBCOMMAND --help` shows its options.\n",
+                        rest[0], command_list(rest[0] + " "), rest[0]));
       return help ? 0 : 2;
     }
     std::fprintf(stderr, "sluicectl: unknown command '%s' (see sluicectl --help)\n",

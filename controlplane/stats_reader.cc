@@ -36,10 +36,21 @@ counter_snapshot read_counters(const shm_region& region, const table_builder& bu
     snap.backends[i].resize(config.services[i].cfg.backends.size());
   for (uint32_t w = 0; w < caps.max_workers; ++w) {
     const auto* blk = region.counters(w);
-    for (size_t k = 0; k < drop_reason_count; ++k)
-      snap.drops[k] += load_relaxed(blk->drops[k]);
-    for (size_t k = 0; k < worker_counter_count; ++k)
-      snap.worker[k] += load_relaxed(blk->worker[k]);
+    counter_snapshot::per_worker one;
+    one.worker = w;
+    bool any = load_acquire(region.worker_ack(w)->live) != 0;
+    for (size_t k = 0; k < drop_reason_count; ++k) {
+      one.drops[k] = load_relaxed(blk->drops[k]);
+      snap.drops[k] += one.drops[k];
+      any |= one.drops[k] != 0;
+    }
+    for (size_t k = 0; k < worker_counter_count; ++k) {
+      one.counters[k] = load_relaxed(blk->worker[k]);
+      snap.worker[k] += one.counters[k];
+      any |= one.counters[k] != 0;
+    }
+    if (any)
+      snap.workers.push_back(one);
     const auto* sc = region.service_stats(w);
     const auto* bc = region.backend_stats(w);
     for (size_t i = 0; i < config.services.size(); ++i) {

@@ -22,6 +22,14 @@ struct counter_snapshot {
   std::vector<std::vector<abi::backend_counters>> backends; // [service][backend], config order
   std::array<uint64_t, drop_reason_count> drops{};
   std::array<uint64_t, worker_counter_count> worker{};
+  // Per worker, for workers that are live or have counted anything (index =
+  // worker id): what the sums above are made of.
+  struct per_worker {
+    uint32_t worker = 0;
+    std::array<uint64_t, drop_reason_count> drops{};
+    std::array<uint64_t, worker_counter_count> counters{};
+  };
+  std::vector<per_worker> workers;
 };
 
 counter_snapshot read_counters(const shm_region& region, const table_builder& builder,

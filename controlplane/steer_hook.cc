@@ -62,7 +62,23 @@ publish_fn with_steer_update(publish_fn inner, steer_hook_options o,
   };
 }
 
+nlohmann::json steer_counters(const std::string& iface) {
+  auto st = bpf::steer_query(iface);
+  if (!st)
+    return {{"iface", iface}, {"error", st.error_message()}};
+  if (!st->has_value())
+    return {{"iface", iface}, {"error", "vip_steer is not attached"}};
+  nlohmann::json c = nlohmann::json::object();
+  for (size_t i = 0; i < (*st)->counters.size(); ++i)
+    c[bpf::steer_counter_names[i]] = (*st)->counters[i];
+  return {{"iface", iface}, {"program_id", (*st)->prog_id}, {"counters", c}};
+}
+
 #else
+
+nlohmann::json steer_counters(const std::string& iface) {
+  return {{"iface", iface}, {"error", "this build has no libbpf"}};
+}
 
 bool steer_hook_available() {
   return false;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -35,5 +36,9 @@ bool steer_hook_available();
 // `inner` followed by the map update on `o.iface`; `log` gets one line per failure.
 publish_fn with_steer_update(publish_fn inner, steer_hook_options o,
                              std::function<void(const std::string&)> log);
+
+// vip_steer's per-CPU counters on `iface`, summed: {"iface", "program_id",
+// "counters": {NAME: N}}, or {"iface", "error"} when they cannot be read.
+nlohmann::json steer_counters(const std::string& iface);
 
 } // namespace sluice::cp

@@ -18,6 +18,7 @@ constexpr uint16_t min_mtu = 576;
 constexpr uint16_t max_mtu = 9000;
 constexpr uint32_t max_flow_table_size = 1u << 27;
 constexpr uint32_t max_idle_sleep_us = 1000;
+constexpr uint32_t max_idle_sleep_cap_us = 100000;
 
 po::options_description make_description() {
   po::options_description d("sluice-dataplane options (after the EAL arguments and \"--\")");
@@ -54,13 +55,20 @@ po::options_description make_description() {
      "flow entries per worker per family (default: 1048576)")
     ("nat-ports", po::value<std::string>()->value_name("LO-HI"),
      "full-NAT source port range (default: 1024-65535)")
+    ("rx-desc", po::value<std::string>()->value_name("N"),
+     "descriptors per RX queue, 64..16384, a power of two for net_af_xdp (its socket's RX ring; "
+     "default: 1024)")
+    ("tx-desc", po::value<std::string>()->value_name("N"),
+     "descriptors per TX queue, 64..16384 (default: 1024)")
     ("busy-poll", "never back off when idle (lowest latency, burns the cores)")
     ("idle-threshold", po::value<std::string>()->value_name("N"),
      "consecutive empty polls before backing off (default: 256)")
     ("idle-pause-polls", po::value<std::string>()->value_name("N"),
      "polls with rte_pause before sleeping (default: 1024)")
     ("idle-sleep-us", po::value<std::string>()->value_name("N"),
-     "sleep per idle poll once backed off, 1..1000 us (default: 50)")
+     "first sleep once backed off, 1..1000 us; doubles per empty poll (default: 50)")
+    ("idle-sleep-max-us", po::value<std::string>()->value_name("N"),
+     "cap of the doubling sleep, idle-sleep-us..100000 us (default: 1000)")
     ("stats-interval-ms", po::value<std::string>()->value_name("N"),
      "print summed worker counters every N ms (default: 0, off)");
   // clang-format on
@@ -287,6 +295,10 @@ result<dataplane_options> parse_dataplane_options(int argc, const char* const* a
     o.nat_port_min = *lo;
     o.nat_port_max = *hi;
   }
+  if (auto s = read_uint<uint16_t>(vm, "rx-desc", 64, 16384, o.rx_desc); !s)
+    return s.err();
+  if (auto s = read_uint<uint16_t>(vm, "tx-desc", 64, 16384, o.tx_desc); !s)
+    return s.err();
   o.busy_poll = vm.count("busy-poll") > 0;
   constexpr uint64_t u32max = std::numeric_limits<uint32_t>::max();
   if (auto s = read_uint<uint32_t>(vm, "idle-threshold", 1, u32max, o.idle_threshold); !s)
@@ -294,6 +306,10 @@ result<dataplane_options> parse_dataplane_options(int argc, const char* const* a
   if (auto s = read_uint<uint32_t>(vm, "idle-pause-polls", 0, u32max, o.idle_pause_polls); !s)
     return s.err();
   if (auto s = read_uint<uint32_t>(vm, "idle-sleep-us", 1, max_idle_sleep_us, o.idle_sleep_us); !s)
+    return s.err();
+  if (auto s = read_uint<uint32_t>(vm, "idle-sleep-max-us", o.idle_sleep_us, max_idle_sleep_cap_us,
+                                   o.idle_sleep_max_us);
+      !s)
     return s.err();
   if (auto s = read_uint<uint32_t>(vm, "stats-interval-ms", 0, 3600u * 1000, o.stats_interval_ms);
       !s)

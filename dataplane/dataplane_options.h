@@ -43,12 +43,15 @@ struct dataplane_options {
   uint32_t flow_table_size = 1u << 20; // per worker per family
   uint16_t nat_port_min = 1024;
   uint16_t nat_port_max = 65535;
+  uint16_t rx_desc = 1024; // descriptors per RX queue (AF_XDP: the socket's RX ring), 64..16384
+  uint16_t tx_desc = 1024; // descriptors per TX queue, 64..16384
 
   // Idle back-off (see worker_loop.h).
   bool busy_poll = false;
-  uint32_t idle_threshold = 256;    // empty polls before backing off
-  uint32_t idle_pause_polls = 1024; // then this many polls with rte_pause
-  uint32_t idle_sleep_us = 50;      // then sleep this long per poll (1..1000)
+  uint32_t idle_threshold = 256;     // empty polls before backing off
+  uint32_t idle_pause_polls = 1024;  // then this many polls with rte_pause
+  uint32_t idle_sleep_us = 50;       // then sleep this long, doubling per empty poll,
+  uint32_t idle_sleep_max_us = 1000; // up to this (idle_sleep_us..100000)
 
   uint32_t stats_interval_ms = 0; // 0: no periodic stats
 };

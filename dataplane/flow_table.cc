@@ -1,76 +1,143 @@
 #include "flow_table.h"
 
 #include <fmt/format.h>
-
-#include <rte_errno.h>
-#include <rte_hash_crc.h>
-#include <rte_malloc.h>
+#include <sys/mman.h>
 
 namespace sluice::dp {
 
-namespace {
-
-// The table's own hash only has to be good and fast within this process:
-// CRC32-C (SSE4.2 / ARMv8 CRC instructions through rte_hash_crc). Hashes that
-// must agree across machines (Maglev) use flow_hash.h instead.
-uint32_t flow_key_hash(const void* key, uint32_t len, uint32_t seed) {
-  return rte_hash_crc(key, len, seed);
-}
-
-} // namespace
-
 template <typename Key> flow_table<Key>::~flow_table() {
-  if (h_)
-    rte_hash_free(h_);
-  if (qsbr_)
-    rte_free(qsbr_);
-  if (entries_)
-    rte_free(entries_);
-  if (keys_)
-    rte_free(keys_);
+  if (mem_)
+    munmap(mem_, mem_size_);
 }
 
 template <typename Key>
-result<void> flow_table<Key>::init(const char* name, uint32_t capacity, int socket_id) {
-  capacity_ = capacity < 8 ? 8 : capacity;
-  rte_hash_parameters params{};
-  params.name = name;
-  params.entries = capacity_;
-  params.key_len = sizeof(Key);
-  params.hash_func = flow_key_hash;
-  params.hash_func_init_val = 0x51c3;
-  params.socket_id = socket_id;
-  params.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
-  h_ = rte_hash_create(&params);
-  if (!h_)
-    return make_error(fmt::format("flow table {}: rte_hash_create({} entries) failed: {}", name,
-                                  capacity_, rte_strerror(rte_errno)));
-  // Positions run 0..capacity (DPDK may return up to `entries` inclusive).
-  entries_ = static_cast<flow_entry*>(rte_zmalloc_socket(
-      name, sizeof(flow_entry) * (size_t(capacity_) + 64), RTE_CACHE_LINE_SIZE, socket_id));
-  if (!entries_)
-    return make_error(fmt::format("flow table {}: cannot allocate {} MiB of flow entries", name,
-                                  sizeof(flow_entry) * capacity_ >> 20));
-  keys_ = static_cast<Key*>(rte_zmalloc_socket(name, sizeof(Key) * (size_t(capacity_) + 64),
-                                               RTE_CACHE_LINE_SIZE, socket_id));
-  if (!keys_)
-    return make_error(fmt::format("flow table {}: cannot allocate {} MiB of flow keys", name,
-                                  sizeof(Key) * capacity_ >> 20));
-  size_t qsbr_size = rte_rcu_qsbr_get_memsize(flow_table_max_readers);
-  qsbr_ = static_cast<rte_rcu_qsbr*>(
-      rte_zmalloc_socket(name, qsbr_size, RTE_CACHE_LINE_SIZE, socket_id));
-  if (!qsbr_ || rte_rcu_qsbr_init(qsbr_, flow_table_max_readers) != 0)
-    return make_error(fmt::format("flow table {}: cannot set up RCU", name));
-  rte_hash_rcu_config rcu{};
-  rcu.v = qsbr_;
-  rcu.mode = RTE_HASH_QSBR_MODE_DQ;
-  rcu.dq_size = 0; // default: the table's size
-  rcu.trigger_reclaim_limit = 32;
-  rcu.max_reclaim_size = 64;
-  if (rte_hash_rcu_qsbr_add(h_, &rcu) != 0)
-    return make_error(fmt::format("flow table {}: rte_hash_rcu_qsbr_add failed: {}", name,
-                                  rte_strerror(rte_errno)));
+result<void> flow_table<Key>::init(const char* name, uint32_t capacity, uint64_t seed) {
+  if (capacity < ways)
+    capacity = ways;
+  // A third more ways than entries asked for: greedy two-choice buckets of 8
+  // meet their first full pair at ~73% load, so `capacity` entries fit
+  // before inserts start to evict (see the header).
+  uint64_t want_ways = uint64_t(capacity) + capacity / 3;
+  n_buckets_ = uint32_t((want_ways + ways - 1) / ways);
+  seed_ = seed;
+  size_t bucket_bytes = size_t(n_buckets_) * sizeof(flow_bucket);
+  size_t record_bytes = size_t(n_buckets_) * ways * sizeof(flow_record<Key>);
+  mem_size_ = bucket_bytes + record_bytes;
+  mem_ = mmap(nullptr, mem_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem_ == MAP_FAILED) {
+    mem_ = nullptr;
+    return make_error(fmt::format("flow table {}: cannot map {} MiB for {} entries", name,
+                                  mem_size_ >> 20, capacity));
+  }
+  // Huge pages keep the TLB from adding a miss per packet at 1M flows; the
+  // kernel may decline, which only costs speed.
+  madvise(mem_, mem_size_, MADV_HUGEPAGE);
+  buckets_ = static_cast<flow_bucket*>(mem_);
+  records_ = reinterpret_cast<flow_record<Key>*>(static_cast<uint8_t*>(mem_) + bucket_bytes);
+  // Touch every page now, not on the first packets.
+  std::memset(mem_, 0, mem_size_);
+  count_ = 0;
   return {};
+}
+
+template <typename Key>
+void flow_table<Key>::lookup_bulk(const Key** keys, uint32_t n, int32_t* positions) const {
+  uint64_t h[64];
+  uint32_t done = 0;
+  while (done < n) {
+    uint32_t m = n - done < 64 ? n - done : 64;
+    const Key** k = keys + done;
+    int32_t* pos = positions + done;
+    for (uint32_t i = 0; i < m; ++i) {
+      h[i] = hash(*k[i]);
+      prefetch(h[i]);
+    }
+    // Stage 2: the first matching record of each key (almost always the one).
+    for (uint32_t i = 0; i < m; ++i) {
+      uint16_t s = sig_of(h[i]);
+      const flow_bucket& b = buckets_[bucket1(h[i])];
+      for (uint32_t w = 0; w < ways; ++w)
+        if (b.sig[w] == s) {
+          __builtin_prefetch(&records_[bucket1(h[i]) * ways + w]);
+          break;
+        }
+    }
+    for (uint32_t i = 0; i < m; ++i)
+      pos[i] = lookup(*k[i], h[i]);
+    done += m;
+  }
+}
+
+template <typename Key>
+flow_slot flow_table<Key>::find_slot(uint64_t h, uint32_t now_ms, int32_t keep) const {
+  uint32_t bi[2] = {bucket1(h), bucket2(h)};
+  // A free way of the emptier bucket keeps both lightly and evenly loaded.
+  int32_t free_pos[2] = {-1, -1};
+  uint32_t used_n[2] = {0, 0};
+  for (int j = 0; j < 2; ++j) {
+    const flow_bucket& b = buckets_[bi[j]];
+    for (uint32_t w = 0; w < ways; ++w) {
+      if (b.sig[w] == 0) {
+        if (free_pos[j] < 0)
+          free_pos[j] = int32_t(bi[j] * ways + w);
+      } else {
+        ++used_n[j];
+      }
+    }
+  }
+  if (free_pos[0] >= 0 || free_pos[1] >= 0) {
+    int j = free_pos[0] < 0 ? 1 : free_pos[1] < 0 ? 0 : (used_n[1] < used_n[0] ? 1 : 0);
+    return {free_pos[j], true, evict_class::expired, -1};
+  }
+  // Both full: the lowest class, then the nearest deadline; and the best
+  // unconfirmed entry as the alternative to a half-open victim.
+  flow_slot best;
+  uint32_t best_left = 0, alt_left = 0;
+  for (int j = 0; j < 2; ++j) {
+    const flow_bucket& b = buckets_[bi[j]];
+    for (uint32_t w = 0; w < ways; ++w) {
+      int32_t pos = int32_t(bi[j] * ways + w);
+      if (pos == keep)
+        continue;
+      uint32_t d = b.deadline[w];
+      bool exp = d != no_deadline && int32_t(now_ms - d) > 0;
+      auto c = exp ? evict_class::expired : evict_class(b.cls[w]);
+      uint32_t left = exp ? 0 : d == no_deadline ? 0xffffffffu : d - now_ms;
+      if (best.pos < 0 || c < best.cls || (c == best.cls && left < best_left)) {
+        best.pos = pos;
+        best.cls = c;
+        best_left = left;
+      }
+      if (c == evict_class::unconfirmed && (best.alt < 0 || left < alt_left)) {
+        best.alt = pos;
+        alt_left = left;
+      }
+    }
+  }
+  best.free = false;
+  return best;
+}
+
+template <typename Key>
+bool flow_table<Key>::read_consistent(int32_t pos, flow_record<Key>& out,
+                                      uint32_t& deadline_out) const {
+  const flow_bucket& b = buckets_[uint32_t(pos) / ways];
+  auto& seq = const_cast<uint32_t&>(b.seq);
+  for (;;) {
+    uint32_t s1 = std::atomic_ref<uint32_t>(seq).load(std::memory_order_acquire);
+    if (s1 & 1) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    uint16_t sig = std::atomic_ref<uint16_t>(const_cast<uint16_t&>(b.sig[pos % ways]))
+                       .load(std::memory_order_relaxed);
+    std::memcpy(static_cast<void*>(&out), &records_[pos], sizeof(out));
+    deadline_out = std::atomic_ref<uint32_t>(const_cast<uint32_t&>(b.deadline[pos % ways]))
+                       .load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (std::atomic_ref<uint32_t>(seq).load(std::memory_order_relaxed) == s1)
+      return sig != 0;
+  }
 }
 
 template class flow_table<flow_key4>;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -20,15 +21,19 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_pdump.h>
 
 #include "dataplane_options.h"
+#include "eal_memory.h"
 #include "flow_telemetry.h"
 #include "neighbour_manager.h"
 #include "neighbour_table.h"
 #include "pipeline.h"
 #include "port_setup.h"
+#include "port_stats.h"
 #include "shm_atomic.h"
 #include "shm_region.h"
+#include "version.h"
 #include "worker_loop.h"
 
 namespace {
@@ -39,14 +44,57 @@ using namespace sluice::dp;
 constexpr const char* prog = "sluice-dataplane";
 constexpr uint32_t neighbour_capacity = 4096;
 
+// EAL file prefix once EAL is up: a failed start-up releases its hugepages too.
+std::string g_eal_prefix;
+
+void release_eal_memory() {
+  rte_eal_cleanup();
+  // EAL keeps its hugepage files for secondary processes; nobody needs them
+  // once we are gone (eal_memory.h).
+  if (unsigned n = remove_hugepage_files(g_eal_prefix); n > 0)
+    std::printf("%s: released %u hugepage file(s)\n", prog, n);
+}
+
 [[noreturn]] void die(int code, const std::string& msg) {
   std::fprintf(stderr, "%s: %s\n", prog, msg.c_str());
   std::fflush(stderr);
+  if (!g_eal_prefix.empty())
+    release_eal_memory();
   std::exit(code);
 }
 
 bool is_help(const char* a) {
   return std::strcmp(a, "--help") == 0 || std::strcmp(a, "-h") == 0;
+}
+
+// Workers the EAL arguments ask for (lcores of -l minus the main one), for the
+// hugepage hint; 1 when they do not say.
+uint32_t workers_in_eal_args(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "-l") != 0 && std::strcmp(argv[i], "--lcores") != 0)
+      continue;
+    uint32_t n = 0;
+    const std::string list = argv[i + 1];
+    size_t pos = 0;
+    while (pos < list.size()) {
+      size_t end = list.find(',', pos);
+      const std::string part = list.substr(pos, end == std::string::npos ? end : end - pos);
+      const auto dash = part.find('-');
+      n += dash == std::string::npos ? 1
+                                     : uint32_t(std::max(0L, std::atol(part.c_str() + dash + 1) -
+                                                                 std::atol(part.c_str()) + 1));
+      pos = end == std::string::npos ? list.size() : end + 1;
+    }
+    return n > 1 ? n - 1 : 1;
+  }
+  return 1;
+}
+
+bool has_arg(int argc, char** argv, const char* what) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], what) == 0)
+      return true;
+  return false;
 }
 
 struct run_state {
@@ -94,14 +142,16 @@ int run(const dataplane_options& o) {
 
   // Mbufs, ports, rings.
   const int socket = int(rte_socket_id());
-  auto pool_r = create_mempool(uint16_t(st.ports.size()), n_workers, o.mtu, socket);
+  auto pool_r =
+      create_mempool(uint16_t(st.ports.size()), n_workers, o.mtu, socket, o.rx_desc, o.tx_desc);
   if (!pool_r)
     die(1, pool_r.error_message());
   rte_mempool* pool = pool_r.value();
 
   std::vector<port_info> infos;
   for (uint16_t port : st.ports) {
-    auto p = setup_port(port_request{port, n_workers, o.mtu, pool, socket});
+    auto p = setup_port(
+        port_request{port, n_workers, o.mtu, pool, socket, true, o.rx_desc, o.tx_desc});
     if (!p)
       die(1, p.error_message());
     std::printf("%s\n", describe_port(p.value()).c_str());
@@ -158,7 +208,8 @@ int run(const dataplane_options& o) {
     // the NIC does, so every worker drains its handoff ring.
     c.handoff = n_workers > 1 ? handoff_r.value()[w] : nullptr;
     c.exception = exception_r.value();
-    c.idle = idle_config{o.busy_poll, o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us};
+    c.idle = idle_config{o.busy_poll, o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us,
+                         o.idle_sleep_max_us};
   }
 
   neighbour_manager_config ncfg;
@@ -189,11 +240,14 @@ int run(const dataplane_options& o) {
               prog, o.instance.c_str(), path.c_str(), shm.created() ? "created" : "attached",
               n_workers, lcores.c_str(), o.two_armed ? "two-armed" : "one-armed",
               n_workers == 1      ? "none (one worker)"
-              : steering.software ? "software (handoff rings)"
-                                  : "hardware RSS",
+              : steering.software ? "software (DSR on its queue; nat and dnat checked, "
+                                    "handed to their owner)"
+                                  : "hardware RSS (DSR and nat on their queue; dnat handed to "
+                                    "its owner)",
               o.busy_poll ? "busy-poll"
-                          : fmt::format("back-off after {} polls, {} pause polls, sleep {} us",
-                                        o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us)
+                          : fmt::format("back-off after {} polls, {} pause polls, sleep {}..{} us",
+                                        o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us,
+                                        o.idle_sleep_max_us)
                                 .c_str());
 
   for (uint16_t w = 0; w < n_workers; ++w) {
@@ -206,11 +260,18 @@ int run(const dataplane_options& o) {
     for (auto& p : st.pipelines)
       pls.push_back(p.get());
     register_flow_telemetry(pls);
+    std::vector<port_stats_source> sources;
+    for (size_t i = 0; i < infos.size(); ++i)
+      sources.push_back(port_stats_source{infos[i].port_id,
+                                          o.two_armed ? (i == 0 ? "client" : "backend") : "port",
+                                          infos[i].xsk_fds});
+    register_port_telemetry(sources);
   }
-  // Tell the control plane where our telemetry socket is: a symlink next to
-  // the shared-memory object (it knows that path; it cannot know our EAL
-  // file prefix).
-  const std::string telemetry_link = path + ".telemetry";
+  // Tell the control plane where our telemetry socket is: a symlink it finds
+  // from the shared-memory path (it cannot know our EAL file prefix).
+  const std::string telemetry_link = shm_region::telemetry_link_path(path);
+  if (telemetry_link.rfind("/run/sluice/", 0) == 0)
+    mkdir("/run/sluice", 0755); // EEXIST is fine; any other failure shows in symlink()
   unlink(telemetry_link.c_str());
   if (symlink((std::string(rte_eal_get_runtime_dir()) + "/dpdk_telemetry.v2").c_str(),
               telemetry_link.c_str()) != 0)
@@ -225,6 +286,7 @@ int run(const dataplane_options& o) {
               static_cast<unsigned long>(nm.requests_sent()),
               static_cast<unsigned long>(nm.learned()));
   nm.print_stats();
+  unregister_port_telemetry();
   for (uint16_t port : st.ports)
     shutdown_port(port);
   unregister_flow_telemetry();
@@ -253,6 +315,11 @@ int main(int argc, char** argv) {
       sep = i;
       break;
     }
+  for (int i = 1; i < argc && (sep < 0 || i < sep); ++i)
+    if (std::strcmp(argv[i], "--version") == 0) {
+      std::printf("%s %s\n", prog, SLUICE_VERSION);
+      return 0;
+    }
   if (sep < 0) {
     for (int i = 1; i < argc; ++i)
       if (is_help(argv[i])) {
@@ -273,11 +340,27 @@ int main(int argc, char** argv) {
   }
 
   install_stop_handlers();
-  if (rte_eal_init(sep, argv) < 0)
-    die(rte_errno == EINVAL ? exit_usage : 1,
-        fmt::format("EAL initialisation failed: {} (check the EAL arguments before \"--\")",
-                    rte_strerror(rte_errno)));
+  if (rte_eal_init(sep, argv) < 0) {
+    const int err = rte_errno;
+    const std::string hint = hugepage_hint(err, workers_in_eal_args(sep, argv),
+                                           opts->flow_table_size, has_arg(sep, argv, "--no-huge"));
+    die(err == EINVAL ? exit_usage : 1,
+        fmt::format("EAL initialisation failed: {} (check the EAL arguments before \"--\")\n{}",
+                    rte_strerror(err), hint.empty() ? "" : hint.substr(0, hint.size() - 1)));
+  }
+  const std::string runtime_dir = rte_eal_get_runtime_dir();
+  g_eal_prefix = runtime_dir.substr(runtime_dir.rfind('/') + 1);
+  // Packet capture: dpdk-pdump (a secondary process) attaches through the
+  // EAL's multi-process channel, which --no-shconf / --in-memory disable.
+  const bool pdump = rte_pdump_init() == 0;
+  if (!pdump)
+    std::fprintf(stderr,
+                 "%s: note: packet capture (dpdk-pdump) unavailable: %s (it needs the EAL's "
+                 "multi-process support: no --no-shconf or --in-memory)\n",
+                 prog, rte_strerror(rte_errno));
   int rc = run(opts.value());
-  rte_eal_cleanup();
+  if (pdump)
+    rte_pdump_uninit();
+  release_eal_memory();
   return rc;
 }

@@ -20,22 +20,6 @@ namespace {
 
 constexpr uint64_t ms = 1000 * 1000;
 
-// True when `a` lies in `p` (same family, first prefix_len bits equal).
-bool in_prefix(const ip_prefix& p, const ip_addr& a) {
-  if (p.addr.is_v4() != a.is_v4())
-    return false;
-  const unsigned first = a.is_v4() ? 12 : 0;
-  unsigned bits = p.prefix_len;
-  for (unsigned i = first; bits > 0; ++i) {
-    unsigned take = bits >= 8 ? 8 : bits;
-    uint8_t mask = uint8_t(0xff00u >> take);
-    if ((p.addr.bytes[i] & mask) != (a.bytes[i] & mask))
-      return false;
-    bits -= take;
-  }
-  return true;
-}
-
 } // namespace
 
 uint64_t monotonic_ns() {
@@ -58,7 +42,7 @@ bool neighbour_manager::add_static(const std::vector<static_neighbour>& entries)
 
 std::optional<ip_addr> neighbour_manager::next_hop(const ip_addr& dst, side s) const {
   for (const auto& a : cfg_.addresses)
-    if (on_side(a, s) && in_prefix(a.prefix, dst))
+    if (on_side(a, s) && prefix_contains(a.prefix, dst))
       return dst;
   for (const auto& g : cfg_.gateways[s])
     if (g.is_v4() == dst.is_v4())
@@ -181,7 +165,7 @@ void neighbour_manager::send_request(const ip_addr& target, side s) {
   for (const auto& a : cfg_.addresses) {
     if (!on_side(a, s) || a.prefix.addr.is_v4() != target.is_v4())
       continue;
-    if (src == nullptr || in_prefix(a.prefix, target))
+    if (src == nullptr || prefix_contains(a.prefix, target))
       src = &a.prefix.addr;
   }
   if (src == nullptr)

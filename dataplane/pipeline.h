@@ -16,6 +16,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <rte_mbuf.h>
@@ -107,13 +108,22 @@ struct flow_row {
   uint16_t client_port = 0; // host order
   uint16_t vip_port = 0;
   uint8_t proto = 0;
-  uint8_t state = 0; // tcp_state
+  uint8_t state = 0; // flow_state (tcp_fsm.h)
   uint8_t mode = 0;  // abi::fwd_mode
   uint16_t worker = 0;
   uint16_t service = 0;
   uint32_t backend = 0; // backend slot
   uint32_t idle_ms = 0;
 };
+
+// Which flows list_flows returns; negative fields match anything.
+struct flow_filter {
+  int32_t service = -1; // service index
+  int64_t backend = -1; // backend slot
+  int16_t state = -1;   // tcp_state
+  std::optional<ip_prefix> client;
+};
+inline constexpr uint64_t flow_cursor_end = ~0ull;
 
 class pipeline {
 public:
@@ -148,14 +158,17 @@ public:
 
   uint64_t flows_active() const;
 
-  // Appends up to `max` of this worker's tracked flows (of service `service`,
-  // or all when negative) to `out`. Safe to call from another thread while the
-  // worker forwards: the tables are lock-free for readers, and the caller,
-  // registered as RCU reader `reader_id` (< flow_table_max_readers), keeps
-  // deleted positions from being reused while it reads. A row may be a moment
-  // old; it is never torn across two flows.
-  void list_flows(std::vector<flow_row>& out, size_t max, int32_t service,
-                  uint32_t reader_id) const;
+  // Appends this worker's tracked flows that match `filter` to `out`, starting
+  // at table position `cursor` (0 = the start; positions run over the IPv4
+  // table, then the IPv6 one), until `out` holds `max` rows. Returns the
+  // position to resume from, or flow_cursor_end when the tables are done: a
+  // caller pages through any number of flows in bounded replies. Safe to call
+  // from another thread while the worker forwards: every row is read under its
+  // bucket's sequence counter (flow_table.h), so no lock and no registration
+  // are needed; `reader_id` is kept for API stability and ignored. A row may
+  // be a moment old; it is never torn across two flows.
+  uint64_t list_flows(std::vector<flow_row>& out, size_t max, const flow_filter& filter,
+                      uint64_t cursor, uint32_t reader_id) const;
   pipeline_impl& impl() { return *impl_; }
 
 private:

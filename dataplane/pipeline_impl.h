@@ -1,6 +1,13 @@
-// Internals of the worker pipeline (see pipeline.h). Split out so the ICMP/ARP
-// slow paths (pipeline_slow_path.cc) and the fast path (pipeline.cc) share one
-// worker context. Everything here is owned by exactly one worker thread.
+// Internals of the worker pipeline (see pipeline.h): the one worker context
+// that every stage of the packet path shares. One file per stage:
+//   pipeline_burst.cc      parse the burst, steer, bulk lookup, arrival order
+//   pipeline_lookup.cc     classify a hit or miss, schedule and insert flows
+//   pipeline_tcp_state.cc  TCP state of a flow and its per-state timeout
+//   pipeline_rewrite.cc    per-mode rewrite towards the backend or the client
+//   pipeline_slow_path.cc  ARP/ND, ICMP echo and errors, too-big, flow reset
+//   pipeline_sweep.cc      release, eviction and the expiry sweep
+//   pipeline.cc            set-up, generations, the public wrapper
+// Everything here is owned by exactly one worker thread.
 #pragma once
 
 #include <array>
@@ -14,6 +21,7 @@
 #include "flow_table.h"
 #include "packet_parse.h"
 #include "pipeline.h"
+#include "rss_model.h"
 #include "shm_region.h"
 #include "table_view.h"
 
@@ -48,7 +56,24 @@ public:
   shm_region& shm_;
   const neighbour_table& neigh_;
   std::vector<rte_ring*> rings_;
-  bool software_steering_ = false;
+
+  // --- steering (pipeline_steering.cc) ---
+  // Several workers: some packets belong to another worker. With hardware RSS
+  // the NIC's queue is trusted for DSR and full NAT (the ports are programmed
+  // with the model's key and RETA, and full-NAT source ports are chosen so that
+  // replies hash to the owner); dnat is always checked. Without it (software),
+  // full NAT is checked against the model too. DSR is never handed over: any
+  // worker schedules a DSR flow to the same backend.
+  bool multi_worker_ = false;
+  bool hardware_rss_ = false;
+  bool has_nat_ = false;  // the current generation has a `nat` service
+  bool has_dnat_ = false; // ... a `dnat` service
+  rss_model rss_;
+  // Packets of the current burst for other workers, sent with one enqueue per
+  // destination at the end of the burst.
+  rte_mbuf* handoff_pkts_[max_burst];
+  uint16_t handoff_dst_[max_burst];
+  uint16_t n_handoff_ = 0;
 
   flow_table<flow_key4> ft4_;
   flow_table<flow_key6> ft6_;
@@ -72,14 +97,16 @@ public:
   uint32_t abs_ms_ = 0; // TSC milliseconds, the same clock on every worker
   uint32_t sweep_next4_ = 0, sweep_next6_ = 0;
   uint32_t last_sweep_ms_ = 0;
-  uint32_t evict_next4_ = 0, evict_next6_ = 0;
+  uint32_t pressure_until_ms_ = 0; // table pressure: evictions happened until this time
+  // A half-open entry this young is evicted after the unconfirmed ones.
+  static constexpr uint32_t half_open_grace_us = 1000000;
   bool table_added_ = false;   // a flow was added during this burst's handling
   bool table_deleted_ = false; // a flow was removed during this burst's handling
 
-  // --- fast path (pipeline.cc) ---
-  template <bool V6, typename Key>
-  void lookup_and_handle(const Key** keys, Key* k, rte_mbuf** m, const parsed_packet* pp,
-                         const uint16_t* idx, int32_t* pos, uint32_t n, side rx, burst_output& out);
+  // --- parse and dispatch (pipeline_burst.cc) ---
+  template <bool V6, typename Key> void lookup_flows(const Key** keys, uint32_t n, int32_t* pos);
+
+  // --- classify and look up (pipeline_lookup.cc) ---
   template <bool V6>
   void handle_ip(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
   template <bool V6>
@@ -88,6 +115,25 @@ public:
   void new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, side rx, burst_output& out);
   template <bool V6>
   void forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
+
+  // --- flow state (pipeline_tcp_state.cc), applying tcp_fsm.h ---
+  // Moves the flow at forward position `fpos` to `t`: timeout, eviction class
+  // (also of its reply entry) and the active/inactive gauges.
+  template <bool V6>
+  void set_state(int32_t fpos, flow_entry& e, tcp_track t, const abi::service_entry& s);
+  // Updates the state for a packet of the flow (client side or reply) and
+  // pushes its deadline out by the state's timeout.
+  template <bool V6>
+  void track_packet(int32_t fpos, flow_entry& e, const parsed_packet& p, bool from_client,
+                    const abi::service_entry& s);
+  template <bool V6> void touch(int32_t fpos, const flow_entry& e) {
+    uint32_t d = now_ms_ + e.timeout_ms;
+    table<V6>().set_deadline(fpos, d == no_deadline ? d - 1 : d);
+  }
+  uint32_t timeout_for(const abi::service_entry& s, flow_state st) const;
+  bool under_pressure() const { return int32_t(pressure_until_ms_ - now_ms_) > 0; }
+
+  // --- per-mode rewrite (pipeline_rewrite.cc) ---
   template <bool V6>
   void reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, burst_output& out);
   // Sends a client→VIP packet to backend slot `b` per `mode`. NAT fields come
@@ -95,10 +141,14 @@ public:
   template <bool V6>
   void to_backend(rte_mbuf* m, const parsed_packet& p, uint32_t b, uint8_t mode, uint32_t hash,
                   const flow_entry* fe, const abi::service_entry& svc, side rx, burst_output& out);
+  bool set_backend_macs(rte_mbuf* m, uint16_t l2_len, uint32_t backend, burst_output& out);
+
+  // --- release, eviction, sweep (pipeline_sweep.cc) ---
   template <bool V6> void release_flow(int32_t pos, bool expired);
-  template <bool V6>
-  void reset_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
-  template <bool V6> bool evict_half_open();
+  // A way for a new entry with table hash `h`: free, or freed by evicting the
+  // lowest-priority flow of its two buckets (never `keep`; an established
+  // flow only if `may_evict_established`). -1 when nothing may be evicted.
+  template <bool V6> int32_t take_slot(uint64_t h, bool may_evict_established, int32_t keep);
   template <bool V6> void sweep(uint32_t budget);
 
   template <bool V6> auto& table() {
@@ -107,13 +157,28 @@ public:
     else
       return ft4_;
   }
-  bool expired(const flow_entry& e) const {
-    return uint32_t(now_ms_ - e.last_seen_ms) > e.timeout_ms;
+  template <bool V6> bool expired(int32_t pos) const {
+    if constexpr (V6)
+      return ft6_.expired(pos, now_ms_);
+    else
+      return ft4_.expired(pos, now_ms_);
   }
-  uint32_t timeout_for(const abi::service_entry& s, tcp_state st) const;
+  // Full NAT: the flow's local source address (v4: 4 bytes, network order).
+  template <bool V6> const uint8_t* nat_addr(const flow_entry& e) const {
+    const ip_addr& a = (V6 ? pool6_ : pool4_)[e.nat_addr_idx].addr;
+    return V6 ? a.bytes.data() : a.v4_ptr();
+  }
+  // Owner of the flow of (client address, client port): dnat's rule, since
+  // both directions carry that pair; also the old pools' full-NAT port rule.
   uint16_t owner_of(const uint8_t* addr, uint8_t family, uint16_t port_be) const;
-  int32_t owner_for_tuple(const parsed_packet& p, const uint8_t* l3) const;
-  bool set_backend_macs(rte_mbuf* m, uint16_t l2_len, uint32_t backend, burst_output& out);
+  // The worker that must handle this TCP/UDP packet, or -1 for this one.
+  int32_t steer_owner(const parsed_packet& p, const uint8_t* l3) const;
+  void stage_handoff(rte_mbuf* m, uint16_t owner) {
+    handoff_pkts_[n_handoff_] = m;
+    handoff_dst_[n_handoff_++] = owner;
+  }
+  void flush_handoffs(burst_output& out);
+  void note_generation_modes();
 
   // --- slow paths (pipeline_slow_path.cc) ---
   void handle_arp(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out);
@@ -124,6 +189,8 @@ public:
   template <bool V6>
   void send_too_big(rte_mbuf* m, const parsed_packet& p, uint32_t mtu, side rx, burst_output& out);
   template <bool V6> int32_t icmp_error_owner(const uint8_t* frame, const parsed_packet& p) const;
+  template <bool V6>
+  void reset_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
   bool is_own_addr(const ip_addr& a) const;
   bool is_vip_addr(const ip_addr& a) const;
 };

@@ -119,7 +119,7 @@ int32_t pipeline_impl::icmp_error_owner(const uint8_t* frame, const parsed_packe
     std::memcpy(swapped + v4_src, l3 + v4_dst, 4);
     std::memcpy(swapped + v4_dst, l3 + v4_src, 4);
   }
-  return owner_for_tuple(rev, swapped);
+  return steer_owner(rev, swapped);
 }
 
 template <bool V6>
@@ -290,7 +290,7 @@ template <bool V6>
   const abi::backend_entry& be = view_.backends[e->backend];
   if (!backend_holds(be, *e))
     return drop(m, drop_reason::icmp_error_no_flow, out);
-  if (!e->live)
+  if (!ft.used(fpos) || e->kind != flow_kind::forward)
     return drop(m, drop_reason::icmp_error_no_flow, out);
   const auto* fkey = ft.key_ptr(fpos);
   auto mode = fwd_mode(e->mode);
@@ -317,8 +317,9 @@ template <bool V6>
   // path): the backend must hear it.
   switch (mode) {
   case fwd_mode::nat: {
-    rewrite_icmp_error<V6>(l3, p, inner, in, quoted_len, e->nat_addr, be_addr, be_addr, bport,
-                           e->nat_addr, e->nat_port);
+    const uint8_t* local = nat_addr<V6>(*e);
+    rewrite_icmp_error<V6>(l3, p, inner, in, quoted_len, local, be_addr, be_addr, bport, local,
+                           e->nat_port);
     if (!set_backend_macs(m, p.l2_len, e->backend, out))
       return;
     count(worker_counter::icmp_errors_forwarded);

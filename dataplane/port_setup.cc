@@ -11,6 +11,8 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
+#include "xsk_stats.h"
+
 namespace sluice::dp {
 
 const std::array<uint8_t, 40> sluice_rss_key = {
@@ -21,8 +23,6 @@ const std::array<uint8_t, 40> sluice_rss_key = {
 
 namespace {
 
-constexpr uint16_t rx_descriptors = 1024;
-constexpr uint16_t tx_descriptors = 1024;
 constexpr uint32_t mempool_cache = 256;
 
 std::string driver_name(uint16_t port_id) {
@@ -39,8 +39,8 @@ error port_error(uint16_t port_id, const std::string& what, int rc) {
 
 } // namespace
 
-uint32_t mempool_size(uint16_t n_ports, uint16_t n_workers) {
-  uint64_t per_port = uint64_t(n_workers) * (rx_descriptors + tx_descriptors) + tx_descriptors;
+uint32_t mempool_size(uint16_t n_ports, uint16_t n_workers, uint16_t rx_desc, uint16_t tx_desc) {
+  uint64_t per_port = uint64_t(n_workers) * (rx_desc + tx_desc) + tx_desc;
   uint64_t rings = uint64_t(n_workers) * handoff_ring_size + exception_ring_size;
   uint64_t caches = uint64_t(n_workers + 1) * mempool_cache * 3 / 2;
   uint64_t in_flight = uint64_t(n_workers + 1) * max_burst * 4;
@@ -53,8 +53,8 @@ uint32_t mempool_size(uint16_t n_ports, uint16_t n_workers) {
 }
 
 result<rte_mempool*> create_mempool(uint16_t n_ports, uint16_t n_workers, uint16_t mtu,
-                                    int socket_id) {
-  uint32_t n = mempool_size(n_ports, n_workers);
+                                    int socket_id, uint16_t rx_desc, uint16_t tx_desc) {
+  uint32_t n = mempool_size(n_ports, n_workers, rx_desc, tx_desc);
   // Room for the largest frame we receive or send (VLAN tag included) after the
   // headroom the encapsulating modes prepend into.
   uint32_t frame = uint32_t(mtu) + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN + RTE_ETHER_CRC_LEN;
@@ -87,7 +87,7 @@ result<port_info> setup_port(const port_request& req) {
         "use fewer worker lcores",
         port, p.driver, info.max_rx_queues, info.max_tx_queues, n));
   p.n_rx_queues = n;
-  p.main_tx = info.max_tx_queues > n;
+  p.main_tx = req.want_main_tx && info.max_tx_queues > n;
   p.n_tx_queues = p.main_tx ? uint16_t(n + 1) : n;
   p.main_tx_queue = n;
 
@@ -105,7 +105,11 @@ result<port_info> setup_port(const port_request& req) {
     conf.rx_adv_conf.rss_conf.rss_key_len = uint8_t(key.size());
     conf.rx_adv_conf.rss_conf.rss_hf = hf;
   }
-  if (req.mtu >= info.min_mtu && req.mtu <= info.max_mtu) {
+  // Some drivers (net_memif) accept a larger MTU value than their frame limit
+  // and then refuse to configure: leave those at their default.
+  const uint32_t frame_len = uint32_t(req.mtu) + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+  if (req.mtu >= info.min_mtu && req.mtu <= info.max_mtu &&
+      (info.max_rx_pktlen == 0 || frame_len <= info.max_rx_pktlen)) {
     conf.rxmode.mtu = req.mtu;
     p.mtu = req.mtu;
   }
@@ -115,15 +119,22 @@ result<port_info> setup_port(const port_request& req) {
   if (int rc = rte_eth_dev_configure(port, p.n_rx_queues, p.n_tx_queues, &conf); rc != 0)
     return port_error(
         port, fmt::format("configure with {} RX / {} TX queues", p.n_rx_queues, p.n_tx_queues), rc);
-  uint16_t nb_rxd = rx_descriptors, nb_txd = tx_descriptors;
+  uint16_t nb_rxd = req.rx_desc, nb_txd = req.tx_desc;
   if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rxd, &nb_txd); rc != 0)
     return port_error(port, "adjust descriptor counts", rc);
+  p.rx_desc = nb_rxd;
+  p.tx_desc = nb_txd;
 
   rte_eth_txconf txconf = info.default_txconf;
   txconf.offloads = conf.txmode.offloads;
-  for (uint16_t q = 0; q < p.n_rx_queues; ++q)
+  const bool af_xdp = p.driver == "net_af_xdp";
+  for (uint16_t q = 0; q < p.n_rx_queues; ++q) {
+    const std::vector<int> before = af_xdp ? af_xdp_fds() : std::vector<int>{};
     if (int rc = rte_eth_rx_queue_setup(port, q, nb_rxd, req.socket_id, nullptr, req.pool); rc != 0)
       return port_error(port, fmt::format("set up RX queue {}", q), rc);
+    if (af_xdp)
+      p.xsk_fds.push_back(new_af_xdp_fd(before));
+  }
   for (uint16_t q = 0; q < p.n_tx_queues; ++q)
     if (int rc = rte_eth_tx_queue_setup(port, q, nb_txd, req.socket_id, &txconf); rc != 0)
       return port_error(port, fmt::format("set up TX queue {}", q), rc);
@@ -162,11 +173,13 @@ std::string describe_port(const port_info& p) {
                                             : fmt::format("yes ({} RETA entries)", p.reta.size()))
                           : "no";
   return fmt::format("port {}: driver {}, {} RX / {} TX queues, rss {}, mac "
-                     "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, main-lcore tx {}",
+                     "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, main-lcore tx {}, "
+                     "descriptors rx {} tx {}",
                      p.port_id, p.driver, p.n_rx_queues, p.n_tx_queues, rss, m[0], m[1], m[2], m[3],
                      m[4], m[5], p.mtu ? fmt::format("{}", p.mtu) : "driver default",
                      p.main_tx ? fmt::format("queue {}", p.main_tx_queue)
-                               : "none (neighbour requests disabled; use --neigh)");
+                               : "none (neighbour requests disabled; use --neigh)",
+                     p.rx_desc, p.tx_desc);
 }
 
 steering_config make_steering(const std::vector<port_info>& ports, uint16_t n_workers) {

@@ -41,9 +41,22 @@ struct port_info {
   bool rss = false;     // the port spreads RX over the workers' queues
   bool main_tx = false; // TX queue `main_tx_queue` is reserved for the main lcore
   uint16_t main_tx_queue = 0;
-  uint16_t mtu = 0;           // what the port runs with (0: left at the driver default)
+  uint16_t mtu = 0;     // what the port runs with (0: left at the driver default)
+  uint16_t rx_desc = 0; // descriptors per RX / TX queue after the driver's adjustment
+  uint16_t tx_desc = 0;
   std::vector<uint16_t> reta; // programmed RETA (queue = worker id), empty without RSS
+  // net_af_xdp: the AF_XDP socket of each RX queue (-1: not identified), for
+  // its XDP statistics (xsk_stats.h). Owned by the PMD: never closed here.
+  std::vector<int> xsk_fds;
 };
+
+// Descriptors per RX / TX queue (--rx-desc / --tx-desc). For net_af_xdp the
+// RX count is also the size of the AF_XDP socket's RX ring: what vip_steer
+// redirects while the worker is busy or asleep waits there, and overflows
+// into the socket's rx_ring_full counter. The driver may round the counts
+// (rte_eth_dev_adjust_nb_rx_tx_desc).
+inline constexpr uint16_t default_rx_descriptors = 1024;
+inline constexpr uint16_t default_tx_descriptors = 1024;
 
 struct port_request {
   uint16_t port_id = 0;
@@ -51,15 +64,23 @@ struct port_request {
   uint16_t mtu = 1500;
   rte_mempool* pool = nullptr;
   int socket_id = 0;
+  // Ask for the main lcore's extra TX queue. sluice-pktgen turns it off: a
+  // memif client must not offer more TX rings than the server has RX queues.
+  bool want_main_tx = true;
+  uint16_t rx_desc = default_rx_descriptors;
+  uint16_t tx_desc = default_tx_descriptors;
 };
 
 // Mbufs needed for `n_ports` ports with `n_workers` workers, including ring and
 // cache slack.
-uint32_t mempool_size(uint16_t n_ports, uint16_t n_workers);
+uint32_t mempool_size(uint16_t n_ports, uint16_t n_workers,
+                      uint16_t rx_desc = default_rx_descriptors,
+                      uint16_t tx_desc = default_tx_descriptors);
 
 // Creates the mbuf pool for an egress MTU (data room grows for jumbo MTUs).
 result<rte_mempool*> create_mempool(uint16_t n_ports, uint16_t n_workers, uint16_t mtu,
-                                    int socket_id);
+                                    int socket_id, uint16_t rx_desc = default_rx_descriptors,
+                                    uint16_t tx_desc = default_tx_descriptors);
 
 // Configures, starts and puts into promiscuous mode one port. Errors name the
 // port and the driver.

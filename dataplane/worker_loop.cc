@@ -87,6 +87,7 @@ int worker_main(void* arg) {
   burst_output out;
   rte_mbuf* pkts[max_burst];
   uint32_t empty_polls = 0;
+  uint32_t next_sleep_us = idle.sleep_us;
 
   // The kernel's default 50 us timer slack would stretch every idle sleep by
   // up to that much: ask for precise wake-ups on this thread.
@@ -139,6 +140,7 @@ int worker_main(void* arg) {
 
     if (received > 0 || idle.busy_poll) {
       empty_polls = 0;
+      next_sleep_us = idle.sleep_us;
       continue;
     }
     if (empty_polls < sleep_after)
@@ -150,7 +152,8 @@ int worker_main(void* arg) {
       continue;
     }
     pl.count_idle_sleep();
-    sleep_us(idle.sleep_us);
+    sleep_us(next_sleep_us);
+    next_sleep_us = next_sleep_us >= idle.sleep_max_us / 2 ? idle.sleep_max_us : next_sleep_us * 2;
   }
   pl.set_live(false);
   return 0;

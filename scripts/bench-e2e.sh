@@ -13,13 +13,18 @@
 #
 # Per system and round: new connections/s (wrk, `Connection: close`),
 # keep-alive requests/s with p50/p99 latency (wrk --latency), bulk throughput
-# (one 64 MiB HTTP download with curl). Prints medians over the rounds and
-# ratios to `direct-be1`, as a Markdown table.
+# (one 64 MiB HTTP download with curl), all against nginx on :8080 in every
+# backend. Prints medians over the rounds and ratios to `direct-be1`, as a
+# Markdown table.
 #
 #   scripts/bench-e2e.sh            (root; ROUNDS=3 DURATION=3 WRK_CONNS=8)
 #
-# The backends' servers are python3 (scripts/testbed_server.py, http.server):
-# every system shares that bottleneck. Not part of scripts/test.sh.
+# The backends serve with nginx (one worker each; installed on demand), so
+# the figures measure the balancers rather than the servers (python's
+# http.server capped every system near 1,500 conn/s). Offloads are off on every
+# interface of every namespace, for every system alike. For packet rates and
+# connection rates beyond what a kernel stack can drive, see
+# scripts/bench-load.sh (sluice-pktgen). Not part of scripts/test.sh.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,10 +44,12 @@ die() {
   exit 1
 }
 [[ $(id -u) -eq 0 ]] || die "must run as root"
-for tool in wrk haproxy nft curl; do
+for tool in wrk haproxy nft curl nginx; do
   command -v "$tool" >/dev/null || {
-    echo "bench-e2e: installing wrk haproxy nftables curl"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk haproxy nftables curl >/dev/null
+    echo "bench-e2e: installing wrk haproxy nftables curl nginx-light"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk haproxy nftables curl nginx-light >/dev/null
+    # Debian starts the packaged site on :80 in the root namespace: not ours.
+    systemctl disable --now nginx >/dev/null 2>&1 || true
     break
   }
 done
@@ -60,6 +67,9 @@ export SLUICE_BUILD_DIR=$build
 
 cleanup() {
   [[ -f $run_dir/haproxy.pid ]] && kill "$(cat "$run_dir/haproxy.pid")" 2>/dev/null || true
+  for pidf in "$run_dir"/nginx-be*/nginx.pid; do
+    [[ -f $pidf ]] && kill "$(cat "$pidf")" 2>/dev/null || true
+  done
   [[ -n ${cp_pid:-} ]] && kill "$cp_pid" 2>/dev/null || true
   scripts/testbed.sh down >/dev/null 2>&1 || true
   rm -rf "$run_dir" "$shm.lock"
@@ -78,11 +88,44 @@ scripts/testbed.sh up | sed 's/^/  /'
 mkdir -p "$bulk_dir"
 head -c $((64 << 20)) /dev/urandom >"$bulk_dir/64M"
 
-# Bulk server on :8080 in every backend (python http.server over the same file).
+# nginx on :8080 in every backend: "/" answers a short text, /64M the bulk file.
 for i in 1 2 3; do
-  setsid ip netns exec "$prefix-be$i" /usr/bin/python3 -m http.server 8080 --bind :: \
-    --directory "$bulk_dir" >/dev/null 2>&1 </dev/null &
-  disown
+  d=$run_dir/nginx-be$i
+  mkdir -p "$d/logs"
+  cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/logs/error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nodelay on;
+  keepalive_requests 1000000;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  server {
+    listen 8080 backlog=4096;
+    listen [::]:8080 backlog=4096;
+    root $bulk_dir;
+    location = / { default_type text/plain; return 200 "backend=be$i\n"; }
+  }
+}
+EOF
+  ip netns exec "$prefix-be$i" nginx -p "$d" -c "$d/nginx.conf" || die "nginx in $prefix-be$i did not start"
+done
+
+# Offloads off on every interface of every namespace of the test bed (the
+# test bed does it for its veths; this also covers anything added since), so
+# every system sees the same segment sizes.
+for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-"); do
+  for dev in $(ip netns exec "$ns" ls /sys/class/net); do
+    [[ $dev == lo ]] && continue
+    ip netns exec "$ns" ethtool -K "$dev" tx off tso off gso off gro off >/dev/null 2>&1 || true
+  done
 done
 
 # --- Sluice: control plane with nat and dsr-ipip services on :80 and :8080.
@@ -165,7 +208,7 @@ systems=(direct-be1 sluice-nat sluice-dsr nft-dnat haproxy)
 
 # Every system answers before measuring anything.
 for s in "${systems[@]}"; do
-  in_ns "$ns_client" curl -sf -m 3 "http://${vip[$s]}/" >/dev/null || die "$s (${vip[$s]}) does not answer"
+  in_ns "$ns_client" curl -sf -m 3 "http://${vip[$s]}:8080/" >/dev/null || die "$s (${vip[$s]}:8080) does not answer"
 done
 
 # wrk's output -> "req_per_s p50_ms p99_ms"
@@ -181,7 +224,7 @@ results=$run_dir/results.txt
 : >"$results"
 for ((r = 1; r <= rounds; r++)); do
   for s in "${systems[@]}"; do
-    url="http://${vip[$s]}/"
+    url="http://${vip[$s]}:8080/"
     read -r cps cp50 cp99 < <(in_ns "$ns_client" wrk -t1 -c"$conns" -d"${duration}s" --latency \
       -H 'Connection: close' "$url" 2>&1 | wrk_parse)
     read -r rps p50 p99 < <(in_ns "$ns_client" wrk -t1 -c"$conns" -d"${duration}s" --latency \

@@ -10,7 +10,9 @@ packages=(
   dpdk-dev libdpdk-dev libbpf-dev libxdp-dev
   libboost-program-options-dev libfmt-dev catch2
   clang llvm bpftool python3-scapy tcpdump libpcap-dev
-  ethtool iproute2 clang-format libyaml-cpp-dev nlohmann-json3-dev
+  ethtool iproute2 clang-format libyaml-cpp-dev nlohmann-json3-dev bird2
+  python3-yaml lua5.4
+  wrk # scripts/bench-backoff.sh, scripts/bench-e2e.sh
 )
 min_hugepages=512
 hugepage_dir=/sys/kernel/mm/hugepages/hugepages-2048kB

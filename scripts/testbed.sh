@@ -18,7 +18,8 @@
 # Environment: SLUICE_TB_PREFIX (namespace prefix, default "sl"), SLUICE_TB_BACKENDS
 # (default 3), SLUICE_BUILD_DIR (default: the first of build, build-test, build-*
 # with a sluice-dataplane), SLUICE_TB_DRIVER (af_xdp or af_packet; default: try
-# af_xdp, fall back to af_packet). Services are published into
+# af_xdp, fall back to af_packet), SLUICE_TB_DP_ARGS (extra sluice-dataplane
+# options, e.g. "--rx-desc 64"). Services are published into
 # /dev/shm/sluice-$PREFIX-tb with publish_tables (or, later, the control plane).
 set -euo pipefail
 
@@ -158,6 +159,9 @@ start_dataplane() {
   local opts=(--port 0 --shm-path "$shm_path" --instance "$prefix-tb"
     --addr "$lb_own4/24" --addr "$lb_own6/64" --nat-pool "$nat_pool4" --nat-pool "$nat_pool6"
     --gateway 198.51.100.1 --gateway 2001:db8:b::1 "${neigh[@]}" --flow-table-size 65536)
+  local extra
+  read -r -a extra <<<"${SLUICE_TB_DP_ARGS:-}"
+  opts+=("${extra[@]}")
   local eal=(-l 0,1 --no-pci --file-prefix "$prefix-tb" --no-huge -m 512 --no-shconf
     --log-level '*:warning')
   local tries=(af_xdp af_packet) vdev

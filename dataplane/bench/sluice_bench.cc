@@ -53,6 +53,7 @@
 #include "scheduler_names.h"
 #include "service_config.h"
 #include "shm_region.h"
+#include "version.h"
 
 namespace {
 
@@ -72,6 +73,7 @@ const std::vector<std::string> all_cases = {"floor",
                                             "nat-established-forward",
                                             "nat-established-reply",
                                             "new-flow",
+                                            "new-flow-full",
                                             "new-flow-maglev",
                                             "new-flow-rr",
                                             "new-flow-wrr",
@@ -102,7 +104,9 @@ void usage(FILE* f) {
                "                    [--min-time-ms MS] [--quick] [--huge | --no-huge]\n"
                "                    [--capacity N] [--no-housekeeping]\n"
                "cases: floor dsr-ipip-established dsr-gue-established nat-established-forward\n"
-               "       nat-established-reply new-flow new-flow-SCHEDULER (default: all)\n"
+               "       nat-established-reply new-flow new-flow-full new-flow-SCHEDULER\n"
+               "       (default: all; new-flow: into a table at most half full; new-flow-full:\n"
+               "        into a saturated table, every insert evicting a half-open flow)\n"
                "       (SCHEDULER: maglev rr wrr lc wlc sh random two-choices\n"
                "        least-bandwidth least-response-time; new-flow = new-flow-maglev)\n"
                "flows: default 1,1024,1048576; --quick: 1,1024, 3 runs, 50 ms per run\n"
@@ -796,27 +800,35 @@ void run_established(case_ctx& c, const std::string& name, uint32_t flows) {
 
 // SYN path: fresh tuples into a dsr-ipip table holding `flows` flows. Chunks of
 // 1024 SYNs are timed; after each chunk the timer stops and the chunk's flows
-// are deleted from the table again.
-void run_new_flow(case_ctx& c, uint32_t flows, const std::string& name, abi::scheduler_kind kind) {
+// are deleted from the table again. `full`: the table's capacity is `flows`
+// (rounded up to whole buckets), filled with twice as many SYNs beforehand so
+// that every bucket pair is full; every timed SYN then evicts a half-open flow
+// and nothing is deleted.
+void run_new_flow(case_ctx& c, uint32_t flows, const std::string& name, abi::scheduler_kind kind,
+                  bool full = false) {
   constexpr uint32_t chunk = 1024;
   c.env.publish(kind);
-  uint32_t capacity = capacity_for(flows + chunk);
+  uint32_t capacity = full ? std::max<uint32_t>(flows, 8) : capacity_for(flows + chunk);
   auto pl = c.env.make_pipeline(capacity);
   rte_mbuf** mbufs = c.env.mbufs();
   auto& ft = pl->impl().ft4_;
 
-  {
-    std::vector<tmpl> syn(flows);
-    for (uint32_t i = 0; i < flows; ++i) {
-      client_tuple t = tuple_for(i);
+  uint32_t prefill = full ? 2 * ft.capacity() : flows;
+  for (uint32_t base = 0; base < prefill; base += 65536) {
+    uint32_t n = std::min<uint32_t>(65536, prefill - base);
+    std::vector<tmpl> syn(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      client_tuple t = tuple_for(base + i);
       build_tcp4(syn[i], own_mac, client_mac, t.ip, vip_ipip, t.port, vip_port, tcp_syn, i);
     }
-    send_all(*pl, mbufs, syn.data(), flows, dp::client_side, dp::backend_side, expect::dsr_ipip);
+    send_all(*pl, mbufs, syn.data(), n, dp::client_side, dp::backend_side, expect::dsr_ipip);
   }
-  if (uint32_t(ft.count()) != flows)
+  if (!full && ft.count() != flows)
     fail(fmt::format("new-flow: table holds {} flows, expected {}", ft.count(), flows));
+  if (full && ft.count() < ft.capacity() - ft.capacity() / 100)
+    fail(fmt::format("new-flow-full: table holds {} of {} entries", ft.count(), ft.capacity()));
 
-  uint32_t next_id = flows; // tuple ids never repeat
+  uint32_t next_id = prefill; // tuple ids never repeat
   std::vector<tmpl> ts(chunk);
   std::vector<dp::flow_key4> keys(chunk);
   auto make_chunk = [&] {
@@ -827,9 +839,11 @@ void run_new_flow(case_ctx& c, uint32_t flows, const std::string& name, abi::sch
     }
   };
   auto delete_chunk = [&] {
+    if (full)
+      return;
     for (auto& k : keys)
-      ft.del(k);
-    // (rte_hash_count() still includes slots waiting in the RCU defer queue.)
+      if (int32_t p = ft.lookup(k); p >= 0)
+        ft.erase(p);
     if (ft.lookup(keys[0]) >= 0 || ft.lookup(keys[chunk - 1]) >= 0)
       fail("new-flow: clean-up left flows behind");
   };
@@ -879,6 +893,10 @@ void run_new_flow(case_ctx& c, uint32_t flows, const std::string& name, abi::sch
 } // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+    std::printf("sluice-bench %s\n", SLUICE_VERSION);
+    return 0;
+  }
   try {
     options opt = parse_options(argc, argv);
     g_housekeeping = opt.housekeeping;
@@ -900,6 +918,8 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "sluice-bench: %s, %u flows\n", name.c_str(), flows);
           if (name == "new-flow")
             run_new_flow(c, flows, name, abi::scheduler_kind::maglev);
+          else if (name == "new-flow-full")
+            run_new_flow(c, flows, name, abi::scheduler_kind::maglev, true);
           else if (name.rfind("new-flow-", 0) == 0)
             run_new_flow(c, flows, name, *scheduler_from_name(name.substr(9)));
           else

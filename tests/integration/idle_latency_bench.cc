@@ -9,6 +9,11 @@
 //
 //   idle_latency_bench [EAL args] -- [--samples N] [--busy-poll]
 //       [--idle-threshold N] [--idle-pause-polls N] [--idle-sleep-us N]
+//       [--idle-sleep-max-us N] [--settle-ms N]
+//
+// --settle-ms N: idle spell before each sample is N ms plus 0.2..2.2 ms
+// (default 0): with the adaptive back-off a longer spell means a longer sleep
+// (the cap after a few ms), so this measures the worst-case wake-up.
 //
 // Prints one line: mode, samples, median, p90, p99 and max in microseconds.
 #include <algorithm>
@@ -86,6 +91,7 @@ int main(int argc, char** argv) {
     }
   uint32_t samples = 200;
   idle_config idle;
+  uint32_t settle_ms = 0;
   for (int i = sep + 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -103,6 +109,10 @@ int main(int argc, char** argv) {
       idle.pause_polls = to_u32("--idle-pause-polls", next());
     else if (a == "--idle-sleep-us")
       idle.sleep_us = to_u32("--idle-sleep-us", next());
+    else if (a == "--settle-ms")
+      settle_ms = to_u32("--settle-ms", next());
+    else if (a == "--idle-sleep-max-us")
+      idle.sleep_max_us = to_u32("--idle-sleep-max-us", next());
     else
       die("unknown option " + a);
   }
@@ -162,8 +172,10 @@ int main(int argc, char** argv) {
   std::vector<double> lat_us;
   uint32_t timeouts = 0;
   for (uint32_t s = 0; s < samples; ++s) {
-    // Let the worker settle: wait a random 0..2 ms, and until it sleeps.
-    timespec ts{0, 200000 + jitter_ns(rng)};
+    // Let the worker settle: wait a random 0..2 ms (plus --settle-ms), and
+    // until it sleeps.
+    const long settle_ns = long(settle_ms) * 1000000 + 200000 + jitter_ns(rng);
+    timespec ts{settle_ns / 1000000000, settle_ns % 1000000000};
     nanosleep(&ts, nullptr);
     if (!idle.busy_poll) {
       uint64_t before = load_relaxed(*idle_sleeps);
@@ -199,9 +211,12 @@ int main(int argc, char** argv) {
 
   if (lat_us.empty())
     die(fmt::format("no ARP reply came back in {} samples (pipeline did not answer)", samples));
-  std::string mode = idle.busy_poll ? "busy-poll"
-                                    : fmt::format("back-off (threshold {}, pause {}, sleep {} us)",
-                                                  idle.threshold, idle.pause_polls, idle.sleep_us);
+  std::string mode = idle.busy_poll
+                         ? "busy-poll"
+                         : fmt::format("back-off (threshold {}, pause {}, sleep {}..{} us, "
+                                       "idle spell {}+0.2..2.2 ms)",
+                                       idle.threshold, idle.pause_polls, idle.sleep_us,
+                                       idle.sleep_max_us, settle_ms);
   double med = percentile(lat_us, 0.5), p90 = percentile(lat_us, 0.9),
          p99 = percentile(lat_us, 0.99), mx = *std::max_element(lat_us.begin(), lat_us.end());
   std::printf("%s: %zu samples, median %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us%s\n",

@@ -273,6 +273,28 @@ std::vector<packet_case> cases() {
                    drop_reason::icmp_error_no_flow}}});
   }
 
+  // --- UDP length must equal the IP payload length ---
+  for (uint16_t claimed : {uint16_t(100), uint16_t(4), uint16_t(39), uint16_t(41)}) {
+    // 8-byte header + 32 bytes of payload = 40 bytes of IP payload.
+    auto bad_udp = [&] {
+      bytes u = udp(40000, 80, payload(32));
+      put16(u, 4, claimed);
+      return u;
+    };
+    for (fwd_mode mode : {fwd_mode::nat, fwd_mode::dsr_l2}) {
+      std::string n = std::string(mode == fwd_mode::nat ? "nat" : "dsr-l2") + ": udp length " +
+                      std::to_string(claimed) + " in a 40-byte payload";
+      t.push_back({"v4 " + n + " is dropped",
+                   {svc4(mode, 17)},
+                   {{frame4(ip4(C4, VIP4, 17, bad_udp())), dp::client_side, std::nullopt,
+                     dp::client_side, drop_reason::udp_bad_length}}});
+      t.push_back({"v6 " + n + " is dropped",
+                   {svc6(mode, 17)},
+                   {{frame6(ip6(C6, VIP6, 17, bad_udp())), dp::client_side, std::nullopt,
+                     dp::client_side, drop_reason::udp_bad_length}}});
+    }
+  }
+
   // --- encapsulation beyond the MTU ---
   {
     bytes big4 = ip4(C4, VIP4, 6, tcp(40000, 80, ACK, payload(1470)));
@@ -494,5 +516,48 @@ TEST_CASE("golden packets through the worker pipeline", "[packet]") {
         }
       }
     }
+  }
+}
+
+// Packets of one burst are handled in arrival order: an ICMP error right
+// behind the SYN of its flow, in the same burst, finds the flow.
+TEST_CASE("an icmp error after its flow's syn in the same burst reaches the backend", "[packet]") {
+  const bytes syn4 = ip4(C4, VIP4, 6, tcp(40000, 80, SYN));
+  ip4_opts outer4;
+  outer4.l4_csum = false;
+  ip4_opts rtr;
+  rtr.df = false;
+  bytes quote = ip4(VIP4, C4, 6, tcp(80, 40000, ACK, payload(8), 5000, 1001));
+  bytes fragneeded = ip4(ROUTER4, VIP4, 1, icmp(3, 4, 1400, quote), rtr);
+
+  SECTION("dsr-ipip: the error goes through the flow's tunnel") {
+    harness h({svc4(fwd_mode::dsr_ipip)});
+    run_result r = h.run({frame4(syn4), frame4(fragneeded)});
+    REQUIRE(r.tx.size() == 2);
+    CHECK(r.dropped == 0);
+    CHECK(r.tx[0].data == eth(BMAC4, own_mac, 0x0800, ip4(ENC4, B4, 4, syn4, outer4)));
+    ip4_opts o = outer4;
+    o.df = false;
+    CHECK(r.tx[1].side == dp::backend_side);
+    CHECK(r.tx[1].data == eth(BMAC4, own_mac, 0x0800, ip4(ENC4, B4, 4, fragneeded, o)));
+    CHECK(h.drop_count(drop_reason::icmp_error_no_flow) == 0);
+  }
+  SECTION("nat: the error is translated to the backend's view") {
+    harness h({svc4(fwd_mode::nat)});
+    run_result r = h.run({frame4(syn4), frame4(fragneeded)});
+    REQUIRE(r.tx.size() == 2);
+    CHECK(r.tx[1].side == dp::backend_side);
+    CHECK(r.tx[1].data ==
+          eth(BMAC4, own_mac, 0x0800,
+              ip4(POOL4, B4, 1,
+                  icmp(3, 4, 1400, ip4(B4, POOL4, 6, tcp(8080, 1024, ACK, payload(8), 5000, 1001))),
+                  rtr)));
+    CHECK(h.drop_count(drop_reason::icmp_error_no_flow) == 0);
+  }
+  SECTION("an error ahead of the syn finds no flow") {
+    harness h({svc4(fwd_mode::dsr_ipip)});
+    run_result r = h.run({frame4(fragneeded), frame4(syn4)});
+    CHECK(r.tx.size() == 1);
+    CHECK(h.drop_count(drop_reason::icmp_error_no_flow) == 1);
   }
 }

@@ -1,7 +1,9 @@
-// Flow ownership with several workers: a packet that reaches a worker which does
-// not own its flow is handed over the owner's ring; full-NAT source ports are
-// chosen so the backend's replies map to the owner; dnat replies map to the
-// owner through the client's address and port.
+// Flow ownership with several workers (pipeline_steering.cc): DSR packets stay
+// on the worker that received them; full NAT stays there too with hardware RSS
+// and is checked against the software model otherwise, its source ports chosen
+// so the backend's replies map to the owner; dnat is handed to the owner of the
+// client's address and port in both directions. Handoffs leave in one enqueue
+// per destination and every packet is counted once.
 #include <arpa/inet.h>
 #include <catch2/catch_test_macros.hpp>
 
@@ -15,6 +17,10 @@ namespace {
 
 const ip_addr VIP4 = ip("192.0.2.10"), B4 = ip("203.0.113.11"), POOL4 = ip("192.0.2.200");
 constexpr uint8_t SYN = 0x02, SYNACK = 0x12, ACK = 0x10;
+
+uint32_t get32(const bytes& b, size_t off) {
+  return uint32_t(get16(b, off)) << 16 | get16(b, off + 2);
+}
 
 ip_addr client(uint32_t i) {
   return ip_addr::from_v4_be(htonl(0xc6336400u + i));
@@ -43,6 +49,7 @@ TEST_CASE("full NAT with two workers: both directions are processed by the owner
   service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::nat, {{"203.0.113.11", 1}}, 8080);
   dp::pipeline_config cfg = default_pipeline_config();
   cfg.nat_pool = {POOL4};
+  cfg.steering.software = true;
   harness h({s}, cfg, 2);
   int handed = 0;
   for (uint32_t c = 1; c <= 40; ++c) {
@@ -74,7 +81,10 @@ TEST_CASE("full NAT with two workers: both directions are processed by the owner
 
 TEST_CASE("dnat with two workers: replies reach the worker owning the flow", "[steering]") {
   service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::dnat, {{"203.0.113.11", 1}}, 8080);
-  harness h({s}, default_pipeline_config(), 2);
+  bool software = GENERATE(false, true);
+  dp::pipeline_config cfg = default_pipeline_config();
+  cfg.steering.software = software;
+  harness h({s}, cfg, 2);
   for (uint32_t c = 1; c <= 20; ++c) {
     uint16_t port = uint16_t(50000 + c);
     auto [fwd, owner] = deliver(h, syn_from(c, port), dp::client_side, 0);
@@ -89,17 +99,62 @@ TEST_CASE("dnat with two workers: replies reach the worker owning the flow", "[s
   }
 }
 
-TEST_CASE("established DSR packets at the wrong worker are handed over, not rescheduled",
-          "[steering]") {
+TEST_CASE("DSR packets are never handed over: any worker picks the same backend", "[steering]") {
   service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::dsr_ipip,
                                   {{"203.0.113.11", 1}, {"203.0.113.12", 1}});
-  harness h({s}, default_pipeline_config(), 2);
+  bool software = GENERATE(false, true);
+  dp::pipeline_config cfg = default_pipeline_config();
+  cfg.steering.software = software;
+  harness h({s}, cfg, 2);
   for (uint32_t c = 1; c <= 20; ++c) {
-    deliver(h, syn_from(c, 1234), dp::client_side, 0);
+    run_result first = h.run({syn_from(c, 1234)}, dp::client_side, 0, 0);
     bytes data =
         eth(own_mac, client_mac, 0x0800, ip4(client(c), VIP4, 6, tcp(1234, 80, ACK, bytes(10))));
-    deliver(h, data, dp::client_side, 1);
+    run_result second = h.run({data}, dp::client_side, 0, 1);
+    REQUIRE(first.tx.size() == 1);
+    REQUIRE(second.tx.size() == 1);
+    // The outer destination (the backend) is the same from either worker.
+    CHECK(get32(first.tx[0].data, 30) == get32(second.tx[0].data, 30));
   }
-  CHECK(h.counter(worker_counter::flows_created, 0) + h.counter(worker_counter::flows_created, 1) ==
-        20);
+  CHECK(h.handoff_pending(0) + h.handoff_pending(1) == 0);
+  CHECK(h.counter(worker_counter::handoff_out, 0) + h.counter(worker_counter::handoff_out, 1) == 0);
+  CHECK(h.counter(worker_counter::rx_packets, 0) == 20);
+  CHECK(h.counter(worker_counter::rx_packets, 1) == 20);
+}
+
+TEST_CASE("full NAT with hardware RSS: the forward packet stays where the NIC put it",
+          "[steering]") {
+  service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::nat, {{"203.0.113.11", 1}}, 8080);
+  dp::pipeline_config cfg = default_pipeline_config();
+  cfg.nat_pool = {POOL4};
+  cfg.steering.software = false;
+  harness h({s}, cfg, 2);
+  for (uint32_t c = 1; c <= 20; ++c) {
+    uint16_t rx = uint16_t(c % 2);
+    run_result r = h.run({syn_from(c, uint16_t(41000 + c))}, dp::client_side, 0, rx);
+    REQUIRE(r.tx.size() == 1);
+  }
+  CHECK(h.counter(worker_counter::handoff_out, 0) + h.counter(worker_counter::handoff_out, 1) == 0);
+  CHECK(h.counter(worker_counter::flows_created, 0) == 10);
+  CHECK(h.counter(worker_counter::flows_created, 1) == 10);
+}
+
+TEST_CASE("dnat handoffs leave in one burst and are counted once", "[steering]") {
+  service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::dnat, {{"203.0.113.11", 1}}, 8080);
+  harness h({s}, default_pipeline_config(), 2);
+  std::vector<bytes> burst;
+  for (uint32_t c = 1; c <= 32; ++c)
+    burst.push_back(syn_from(c, uint16_t(30000 + c)));
+  run_result r = h.run(burst, dp::client_side, 0, 0);
+  uint64_t out0 = h.counter(worker_counter::handoff_out, 0);
+  CHECK(out0 > 0);
+  CHECK(out0 < 32);
+  CHECK(r.tx.size() + out0 == 32);
+  CHECK(h.handoff_pending(1) == out0);
+  run_result owned = h.drain_handoff(1);
+  CHECK(owned.tx.size() == out0);
+  CHECK(h.counter(worker_counter::handoff_in, 1) == out0);
+  // Received once, at worker 0; worker 1 counts them as handed in only.
+  CHECK(h.counter(worker_counter::rx_packets, 0) == 32);
+  CHECK(h.counter(worker_counter::rx_packets, 1) == 0);
 }

@@ -66,7 +66,7 @@ TEST_CASE("a valid config loads with its values and defaults") {
   CHECK(web.cfg.mode == abi::fwd_mode::nat);
   CHECK(web.cfg.timeouts.syn_s == 10);
   CHECK(web.cfg.timeouts.established_s == 600);
-  CHECK(web.cfg.timeouts.fin_s == 120); // default
+  CHECK(web.cfg.timeouts.fin_s == 7); // default
   REQUIRE(web.cfg.backends.size() == 2);
   CHECK(web.cfg.backends[0].weight == 3);
   CHECK(web.cfg.backends[0].port == 0);
@@ -87,7 +87,7 @@ TEST_CASE("errors name file, line and field path") {
   CHECK(errors_of(y) ==
         "t.yaml:9: services[0].colour: unknown field (expected one of: name, vip, port, proto, "
         "mode, scheduler, hash_src, sh_prefix4, sh_prefix6, sh_timeout, timeouts, gue_port, "
-        "on_backend_down, health, backends)");
+        "on_backend_down, health, announce, quorum, backends)");
 
   y = good;
   y.replace(y.find("10.0.0.12"), 9, "10.0.0.300");
@@ -215,4 +215,50 @@ TEST_CASE("the shipped examples are valid") {
     ++n;
   }
   CHECK(n == 3);
+}
+
+TEST_CASE("per-state flow timeouts: defaults, values, limits and the round trip") {
+  auto d = load_config_text("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: []}\n",
+                            "t.yaml", caps);
+  REQUIRE(d.ok());
+  const flow_timeouts& t0 = d.value().services[0].cfg.timeouts;
+  CHECK(t0.syn_s == 30);
+  CHECK(t0.established_s == 900);
+  CHECK(t0.fin_s == 7);
+  CHECK(t0.udp_s == 300);
+  CHECK(t0.syn_recv_s == 30);
+  CHECK(t0.time_wait_s == 7);
+  CHECK(t0.closed_s == 3);
+  CHECK(t0.udp_unanswered_s == 30);
+  CHECK(t0.adopted_s == 10);
+  const std::string y = "services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [],\n"
+                        "     timeouts: {syn_recv: 11, time_wait: 12, closed: 13, "
+                        "udp_unanswered: 14, adopted: 15}}\n";
+  auto r = load_config_text(y, "t.yaml", caps);
+  INFO((r ? std::string() : r.error_message()));
+  REQUIRE(r.ok());
+  const flow_timeouts& t = r.value().services[0].cfg.timeouts;
+  CHECK(t.syn_recv_s == 11);
+  CHECK(t.time_wait_s == 12);
+  CHECK(t.closed_s == 13);
+  CHECK(t.udp_unanswered_s == 14);
+  CHECK(t.adopted_s == 15);
+  auto back = load_config_text(to_yaml(r.value()), "s.yaml", caps);
+  REQUIRE(back.ok());
+  CHECK(back.value().services[0].cfg.timeouts.adopted_s == 15);
+  CHECK(to_json(back.value()) == to_json(r.value()));
+  CHECK(to_json(r.value())["services"][0]["timeouts"]["time_wait"] == 12);
+  // Zero, too large (seconds * 1000 must stay far inside 32 bits) and unknown.
+  CHECK(contains(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [],"
+                           " timeouts: {adopted: 0}}\n"),
+                 "services[0].timeouts.adopted"));
+  CHECK(contains(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [],"
+                           " timeouts: {time_wait: 604801}}\n"),
+                 "services[0].timeouts.time_wait"));
+  CHECK(contains(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [],"
+                           " timeouts: {closed: 4294967296}}\n"),
+                 "services[0].timeouts.closed"));
+  CHECK(contains(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [],"
+                           " timeouts: {lingering: 5}}\n"),
+                 "lingering"));
 }

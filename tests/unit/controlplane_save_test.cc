@@ -23,6 +23,10 @@ services:
     mode: nat
     scheduler: wlc
     on_backend_down: reset
+    timeouts: {syn: 20, fin: 5, time_wait: 4, closed: 2, adopted: 12, udp_unanswered: 25,
+               syn_recv: 15}
+    announce: always
+    quorum: 2
     health: {check: http, path: /healthz, host: www.example.org, interval_ms: 500,
              fall: 3, status_min: 200, status_max: 299, body_contains: "all good"}
     backends:
@@ -50,6 +54,8 @@ TEST_CASE("save then restore gives back the same config") {
   const std::string saved = ctl::save_text(original);
   INFO(saved);
   CHECK(saved.find("--health ") != std::string::npos);
+  CHECK(saved.find("--timeout-time-wait 4 --timeout-closed 2 --timeout-udp-unanswered 25 "
+                   "--timeout-adopted 12") != std::string::npos);
   auto restored = ctl::restore_config(saved);
   REQUIRE(restored.ok());
   nlohmann::json j = restored.value();

@@ -126,3 +126,37 @@ TEST_CASE("one VLAN tag is accepted") {
   CHECK(p.l2_len == 18);
   CHECK(p.l4_off == 38);
 }
+
+TEST_CASE("a UDP length field must equal the IP payload length") {
+  // IPv4 + UDP with 12 bytes of payload: 20 bytes of IP payload.
+  auto frame = [](uint16_t udp_len) {
+    std::vector<uint8_t> f(14 + 20 + 20, 0);
+    f[12] = 0x08;
+    uint8_t* ip = f.data() + 14;
+    ip[0] = 0x45;
+    ip[3] = 40;
+    ip[9] = 17;
+    uint8_t* u = ip + 20;
+    u[1] = 53;
+    u[3] = 53;
+    u[4] = uint8_t(udp_len >> 8);
+    u[5] = uint8_t(udp_len);
+    return f;
+  };
+  for (uint16_t len : {uint16_t(20)}) {
+    auto f = frame(len);
+    parsed_packet p;
+    parse_frame(f.data(), uint32_t(f.size()), p);
+    CHECK(p.kind == packet_kind::ip);
+    CHECK(p.l4_len == 20);
+  }
+  for (uint16_t len : {uint16_t(0), uint16_t(4), uint16_t(8), uint16_t(19), uint16_t(21),
+                       uint16_t(100), uint16_t(0xffff)}) {
+    INFO("udp length " << len);
+    auto f = frame(len);
+    parsed_packet p;
+    parse_frame(f.data(), uint32_t(f.size()), p);
+    CHECK(p.kind == packet_kind::drop);
+    CHECK(p.reason == drop_reason::udp_bad_length);
+  }
+}

@@ -1,0 +1,434 @@
+#include "traffic_generator.h"
+
+#include <algorithm>
+#include <arpa/inet.h>
+
+#include "frame_writer.h"
+
+namespace sluice::pktgen {
+
+namespace {
+constexpr uint32_t max_burst = 32;
+constexpr uint32_t min_frame = 60; // Ethernet minimum without FCS
+
+// Payload bytes that make a frame of `size` bytes on the wire (with FCS).
+uint16_t payload_for(uint16_t size, uint8_t proto) {
+  uint32_t hdr = header_bytes(proto);
+  uint32_t len = size - 4u;
+  return uint16_t(len > hdr ? len - hdr : 0);
+}
+
+void finish(rte_mbuf* m, uint32_t len) {
+  if (len < min_frame) {
+    std::memset(rte_pktmbuf_mtod(m, uint8_t*) + len, 0, min_frame - len);
+    len = min_frame;
+  }
+  set_len(m, len);
+}
+} // namespace
+
+traffic_generator::traffic_generator(pktgen_context& ctx) : ctx_(ctx), st_(ctx.prof.items.size()) {
+  for (size_t i = 0; i < st_.size(); ++i)
+    st_[i].held.resize(ctx.prof.items[i].held_open);
+}
+
+uint64_t traffic_generator::rand64() {
+  // xorshift64*: cheap and good enough for spoofed addresses and ports.
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  return rng_ * 0x2545f4914f6cdd1dull;
+}
+
+void traffic_generator::start(uint64_t now_tsc, double scale) {
+  start_tsc_ = now_tsc;
+  for (size_t i = 0; i < st_.size(); ++i) {
+    st_[i].rate = ctx_.prof.items[i].rate * scale;
+    st_[i].sent = 0;
+  }
+}
+
+uint32_t traffic_generator::due(item_state& s, uint64_t now_tsc, uint32_t limit) const {
+  if (s.rate <= 0)
+    return limit; // as fast as the ports take
+  double should = double(now_tsc - start_tsc_) * s.rate / double(ctx_.tsc_hz);
+  uint64_t want = uint64_t(should);
+  if (want <= s.sent)
+    return 0;
+  return uint32_t(std::min<uint64_t>(want - s.sent, limit));
+}
+
+void traffic_generator::generate(uint64_t now_tsc) {
+  const auto& items = ctx_.prof.items;
+  for (uint32_t i = 0; i < items.size(); ++i) {
+    item_state& s = st_[i];
+    const traffic_item& it = items[i];
+    bool fwd = it.type != item_type::established || it.dir != direction::reverse;
+    bool rev = it.type == item_type::established && it.dir != direction::forward;
+    if ((fwd && !ctx_.tx[client_port].has_room()) || (rev && !ctx_.tx[backend_port].has_room()))
+      continue;
+    uint32_t n = due(s, now_tsc, max_burst);
+    for (uint32_t k = 0; k < n; ++k) {
+      switch (it.type) {
+      case item_type::established:
+        if (fwd)
+          send_established(i, now_tsc);
+        if (rev)
+          send_reverse(i, now_tsc);
+        break;
+      case item_type::churn:
+        open_conn(i, now_tsc);
+        break;
+      default:
+        send_flood(i, now_tsc);
+        break;
+      }
+    }
+    s.sent += n;
+  }
+}
+
+void traffic_generator::send_tcp(uint32_t i, uint32_t addr_be, uint16_t port, uint8_t flags,
+                                 uint32_t seq, uint32_t ack, const stamp* st,
+                                 uint16_t payload_len) {
+  rte_mbuf* m = ctx_.alloc();
+  if (!m)
+    return;
+  const service_def& svc = ctx_.prof.services[ctx_.prof.items[i].service];
+  uint8_t head[stamp_size];
+  frame_spec f;
+  f.dst_mac = ctx_.peer_mac[client_port].data();
+  f.src_mac = ctx_.own_mac[client_port].data();
+  f.src_be = addr_be;
+  f.dst_be = svc.vip_be;
+  f.sport = port;
+  f.dport = svc.port;
+  f.proto = proto_tcp;
+  f.tcp_flags = flags;
+  f.seq = seq;
+  f.ack = ack;
+  if (st) {
+    write_stamp(head, *st);
+    f.head = head;
+    f.head_len = stamp_size;
+  }
+  f.payload_len = payload_len;
+  finish(m, write_frame(rte_pktmbuf_mtod(m, uint8_t*), f));
+  auto& ss = ctx_.stats.items[i].to_backend;
+  ss.tx_packets++;
+  ss.tx_bytes += m->pkt_len;
+  ctx_.send(client_port, m);
+}
+
+void traffic_generator::send_established(uint32_t i, uint64_t now_tsc) {
+  const traffic_item& it = ctx_.prof.items[i];
+  item_state& s = st_[i];
+  rte_mbuf* m = ctx_.alloc();
+  if (!m)
+    return;
+  const service_def& svc = ctx_.prof.services[it.service];
+  uint32_t flow = uint32_t(s.next_flow);
+  if (++s.next_flow == it.flows)
+    s.next_flow = 0;
+  client_id c = ctx_.flows.client(it.flow_base + flow);
+  uint16_t size = it.frame_sizes[s.next_size];
+  if (++s.next_size == it.frame_sizes.size())
+    s.next_size = 0;
+  stream_stats& ss = ctx_.stats.items[i].to_backend;
+  stamp st{stamp_kind::established, uint8_t(i), flow, ss.next_tx_seq++, ctx_.ns32(now_tsc)};
+  uint8_t head[stamp_size];
+  frame_spec f;
+  f.dst_mac = ctx_.peer_mac[client_port].data();
+  f.src_mac = ctx_.own_mac[client_port].data();
+  f.src_be = c.addr_be;
+  f.dst_be = svc.vip_be;
+  f.sport = c.port;
+  f.dport = svc.port;
+  f.proto = svc.proto;
+  f.payload_len = payload_for(size, svc.proto);
+  if (svc.proto == proto_tcp) {
+    write_stamp_head(head, st);
+    f.head_len = stamp_head_size;
+    f.tcp_flags = tcp_ack;
+    f.seq = st.seq;
+    f.ack = st.tx_ns;
+  } else {
+    write_stamp(head, st);
+    f.head_len = stamp_size;
+  }
+  f.head = head;
+  finish(m, write_frame(rte_pktmbuf_mtod(m, uint8_t*), f));
+  ss.tx_packets++;
+  ss.tx_bytes += m->pkt_len;
+  ctx_.send(client_port, m);
+}
+
+void traffic_generator::send_reverse(uint32_t i, uint64_t now_tsc) {
+  const traffic_item& it = ctx_.prof.items[i];
+  item_state& s = st_[i];
+  const auto& learned = ctx_.learned[i];
+  if (ctx_.learned_count[i] == 0)
+    return;
+  // Next flow whose mapping the backends learned (bounded walk).
+  uint32_t flow = 0;
+  bool found = false;
+  for (uint32_t tries = 0; tries < 64 && !found; ++tries) {
+    flow = uint32_t(s.next_flow);
+    if (++s.next_flow == it.flows)
+      s.next_flow = 0;
+    found = learned[flow].valid;
+  }
+  if (!found)
+    return;
+  rte_mbuf* m = ctx_.alloc();
+  if (!m)
+    return;
+  const learned_flow& lf = learned[flow];
+  const service_def& svc = ctx_.prof.services[it.service];
+  uint16_t size = it.frame_sizes[s.next_size];
+  if (++s.next_size == it.frame_sizes.size())
+    s.next_size = 0;
+  stream_stats& ss = ctx_.stats.items[i].to_client;
+  stamp st{stamp_kind::reverse, uint8_t(i), flow, ss.next_tx_seq++, ctx_.ns32(now_tsc)};
+  uint8_t head[stamp_size];
+  auto smac = backend_mac(lf.backend_be);
+  frame_spec f;
+  f.dst_mac = ctx_.peer_mac[backend_port].data();
+  f.src_mac = smac.data();
+  f.src_be = lf.backend_be;
+  f.dst_be = lf.peer_be;
+  f.sport = lf.backend_port;
+  f.dport = lf.peer_port;
+  f.proto = svc.proto;
+  f.payload_len = payload_for(size, svc.proto);
+  if (svc.proto == proto_tcp) {
+    write_stamp_head(head, st);
+    f.head_len = stamp_head_size;
+    f.tcp_flags = tcp_ack;
+    f.seq = st.seq;
+    f.ack = st.tx_ns;
+  } else {
+    write_stamp(head, st);
+    f.head_len = stamp_size;
+  }
+  f.head = head;
+  finish(m, write_frame(rte_pktmbuf_mtod(m, uint8_t*), f));
+  ss.tx_packets++;
+  ss.tx_bytes += m->pkt_len;
+  ctx_.send(backend_port, m);
+}
+
+void traffic_generator::send_flood(uint32_t i, uint64_t now_tsc) {
+  const traffic_item& it = ctx_.prof.items[i];
+  const service_def& svc = ctx_.prof.services[it.service];
+  rte_mbuf* m = ctx_.alloc();
+  if (!m)
+    return;
+  uint64_t r = rand64();
+  uint32_t src = htonl(ntohl(ctx_.prof.spoofed_base_be) + uint32_t(r % ctx_.prof.spoofed_size));
+  uint16_t sport = uint16_t(1024 + (r >> 32) % 64512);
+  stream_stats& ss = ctx_.stats.items[i].to_backend;
+  stamp st{stamp_kind::established, uint8_t(i), 0, ss.next_tx_seq++, ctx_.ns32(now_tsc)};
+  uint8_t head[stamp_size];
+  frame_spec f;
+  f.dst_mac = ctx_.peer_mac[client_port].data();
+  f.src_mac = ctx_.own_mac[client_port].data();
+  f.src_be = src;
+  f.dst_be = svc.vip_be;
+  f.sport = sport;
+  f.dport = svc.port;
+  f.proto = svc.proto;
+  f.payload_len = payload_for(it.frame_sizes[0], svc.proto);
+  if (svc.proto == proto_tcp) {
+    write_stamp_head(head, st);
+    f.head_len = stamp_head_size;
+    f.tcp_flags = it.type == item_type::syn_flood ? tcp_syn : tcp_ack;
+    f.seq = uint32_t(rand64());
+    f.ack = it.type == item_type::syn_flood ? 0 : uint32_t(r >> 16);
+  } else {
+    write_stamp(head, st);
+    f.head_len = stamp_size;
+  }
+  f.head = head;
+  finish(m, write_frame(rte_pktmbuf_mtod(m, uint8_t*), f));
+  ss.tx_packets++;
+  ss.tx_bytes += m->pkt_len;
+  ctx_.send(client_port, m);
+}
+
+void traffic_generator::open_conn(uint32_t i, uint64_t now_tsc) {
+  const traffic_item& it = ctx_.prof.items[i];
+  item_state& s = st_[i];
+  uint64_t g = it.flow_base + s.next_conn;
+  if (++s.next_conn == it.flow_count)
+    s.next_conn = 0;
+  client_id c = ctx_.flows.client(g);
+  ctx_.stats.items[i].conns_opened++;
+  send_tcp(i, c.addr_be, c.port, tcp_syn, ctx_.us32(now_tsc), 0, nullptr, 0);
+}
+
+uint64_t traffic_generator::warmup_flows() const {
+  uint64_t n = 0;
+  for (const auto& it : ctx_.prof.items)
+    if (it.type == item_type::established)
+      n += it.flows;
+  return n;
+}
+
+uint32_t traffic_generator::warmup(uint32_t budget, uint64_t& cursor) {
+  uint32_t sent = 0;
+  const auto& items = ctx_.prof.items;
+  uint64_t base = 0;
+  for (uint32_t i = 0; i < items.size() && sent < budget; ++i) {
+    const traffic_item& it = items[i];
+    if (it.type != item_type::established)
+      continue;
+    const service_def& svc = ctx_.prof.services[it.service];
+    while (cursor < base + it.flows && sent < budget && ctx_.tx[client_port].has_room()) {
+      uint32_t flow = uint32_t(cursor - base);
+      ++cursor;
+      if (ctx_.learned[i][flow].valid)
+        continue;
+      rte_mbuf* m = ctx_.alloc();
+      if (!m)
+        return sent;
+      client_id c = ctx_.flows.client(it.flow_base + flow);
+      stamp st{stamp_kind::warmup, uint8_t(i), flow, 0, 0};
+      uint8_t head[stamp_size];
+      write_stamp(head, st);
+      frame_spec f;
+      f.dst_mac = ctx_.peer_mac[client_port].data();
+      f.src_mac = ctx_.own_mac[client_port].data();
+      f.src_be = c.addr_be;
+      f.dst_be = svc.vip_be;
+      f.sport = c.port;
+      f.dport = svc.port;
+      f.proto = svc.proto;
+      f.tcp_flags = tcp_syn;
+      f.seq = 1;
+      f.head = head;
+      f.head_len = stamp_size;
+      f.payload_len = stamp_size;
+      finish(m, write_frame(rte_pktmbuf_mtod(m, uint8_t*), f));
+      ctx_.send(client_port, m);
+      ++sent;
+    }
+    if (cursor < base + it.flows)
+      return sent;
+    base += it.flows;
+  }
+  return sent;
+}
+
+void traffic_generator::close_conn(uint32_t i, const held_conn& c) {
+  const traffic_item& it = ctx_.prof.items[i];
+  if (it.close_rst) {
+    send_tcp(i, c.addr_be, c.port, tcp_rst | tcp_ack, c.seq, c.ack, nullptr, 0);
+    ctx_.stats.items[i].conns_completed++;
+  } else {
+    send_tcp(i, c.addr_be, c.port, tcp_fin | tcp_ack, c.seq, c.ack, nullptr, 0);
+  }
+}
+
+void traffic_generator::close_held(uint64_t) {
+  for (uint32_t i = 0; i < st_.size(); ++i) {
+    item_state& s = st_[i];
+    while (s.held_n > 0) {
+      close_conn(i, s.held[s.held_head]);
+      s.held_head = (s.held_head + 1) % uint32_t(s.held.size());
+      --s.held_n;
+    }
+  }
+}
+
+int traffic_generator::item_of_flow(uint64_t g) const {
+  const auto& items = ctx_.prof.items;
+  for (uint32_t i = 0; i < items.size(); ++i)
+    if (g >= items[i].flow_base && g < items[i].flow_base + items[i].flow_count)
+      return int(i);
+  return -1;
+}
+
+void traffic_generator::on_churn(uint32_t i, const seen_packet& s, uint64_t now_tsc) {
+  const traffic_item& it = ctx_.prof.items[i];
+  item_stats& is = ctx_.stats.items[i];
+  if ((s.flags & tcp_rst) != 0) {
+    is.conns_reset++;
+    return;
+  }
+  if ((s.flags & (tcp_syn | tcp_ack)) == (tcp_syn | tcp_ack)) {
+    // Handshake done: ACK it with the first request.
+    uint32_t isn = s.ack - 1;
+    is.connect_latency.add(uint32_t(ctx_.us32(now_tsc) - isn));
+    is.handshake_done++;
+    stamp st{stamp_kind::request, uint8_t(i), 0, isn, ctx_.ns32(now_tsc)};
+    send_tcp(i, s.dst_be, s.dport, tcp_ack | 0x08, isn + 1, s.seq + 1, &st, it.request_bytes);
+    return;
+  }
+  if ((s.flags & tcp_fin) != 0) {
+    send_tcp(i, s.dst_be, s.dport, tcp_ack, s.ack, s.seq + 1 + s.payload_len, nullptr, 0);
+    is.conns_completed++;
+    return;
+  }
+  if (s.payload_len == 0 || !s.has_stamp || s.st.kind != stamp_kind::response)
+    return; // a bare ACK: nothing to do
+  is.to_client.latency.add(uint32_t(ctx_.ns32(now_tsc) - s.st.tx_ns));
+  uint32_t isn = s.st.seq;
+  uint32_t done = (s.ack - isn - 1) / it.request_bytes;
+  uint32_t ack = s.seq + s.payload_len;
+  if (done < it.requests) {
+    stamp st{stamp_kind::request, uint8_t(i), 0, isn, ctx_.ns32(now_tsc)};
+    send_tcp(i, s.dst_be, s.dport, tcp_ack | 0x08, s.ack, ack, &st, it.request_bytes);
+    return;
+  }
+  held_conn c{s.dst_be, s.dport, s.ack, ack};
+  item_state& st = st_[i];
+  if (st.held.empty()) {
+    close_conn(i, c);
+    return;
+  }
+  if (st.held_n == st.held.size()) {
+    close_conn(i, st.held[st.held_head]);
+    st.held_head = (st.held_head + 1) % uint32_t(st.held.size());
+    --st.held_n;
+  }
+  st.held[(st.held_head + st.held_n) % st.held.size()] = c;
+  ++st.held_n;
+}
+
+void traffic_generator::on_packet(rte_mbuf* m, uint64_t now_tsc) {
+  bool spoofed = false;
+  auto s =
+      check_at_client(ctx_, rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), spoofed);
+  uint32_t len = m->pkt_len;
+  rte_pktmbuf_free(m);
+  if (!s)
+    return;
+  if (spoofed) {
+    ++ctx_.stats.flood_replies;
+    return;
+  }
+  uint64_t g = 0;
+  ctx_.flows.index(s->dst_be, s->dport, g);
+  int i = item_of_flow(g);
+  if (i < 0) {
+    ctx_.stats.fail(check_failure::reply_destination);
+    return;
+  }
+  const traffic_item& it = ctx_.prof.items[uint32_t(i)];
+  stream_stats& ss = ctx_.stats.items[uint32_t(i)].to_client;
+  if (it.type == item_type::established) {
+    if (!s->has_stamp || s->st.kind != stamp_kind::reverse)
+      return; // the SYN-ACK answering a warm-up SYN
+    ss.rx_packets++;
+    ss.rx_bytes += len;
+    ss.seq.see(s->st.seq);
+    ss.latency.add(uint32_t(ctx_.ns32(now_tsc) - s->st.tx_ns));
+    return;
+  }
+  ss.rx_packets++;
+  ss.rx_bytes += len;
+  on_churn(uint32_t(i), *s, now_tsc);
+}
+
+} // namespace sluice::pktgen
