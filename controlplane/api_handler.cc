@@ -162,8 +162,8 @@ void api_handler::audit(const std::string& cmd, const json& req, const json& a) 
                                         "backend.add",   "backend.del",     "backend.set-weight",
                                         "backend.drain", "backend.undrain", "apply"};
   if (std::find(std::begin(changes), std::end(changes), cmd) == std::end(changes) ||
-      req.value("dry_run", false))
-    return;
+      (req.contains("dry_run") && req["dry_run"] == true))
+    return; // (a non-boolean dry_run is refused, and audited as such)
   audit_record r;
   r.uid = peer_uid_;
   r.pid = peer_pid_;
