@@ -1,6 +1,7 @@
 #include "publisher.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <fmt/format.h>
 #include <signal.h>
 #include <thread>
@@ -44,11 +45,29 @@ std::string worker_list(const std::vector<uint32_t>& w) {
 
 } // namespace
 
-bool dataplane_alive(const shm_region& region) {
-  const int32_t pid = load_acquire(region.header()->procs.dp_pid);
+bool process_running(int pid) {
   if (pid <= 0)
     return false;
-  return ::kill(pid, 0) == 0 || errno == EPERM;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  std::FILE* f = std::fopen(path, "re");
+  if (!f)
+    return ::kill(pid, 0) == 0 || errno == EPERM; // no /proc: existence only
+  char buf[512];
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  // "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the state
+  // follows the last ')'.
+  const std::string s(buf, n);
+  const auto close = s.rfind(')');
+  if (close == std::string::npos || close + 2 >= s.size())
+    return false;
+  const char state = s[close + 2];
+  return state != 'Z' && state != 'X' && state != 'x';
+}
+
+bool dataplane_alive(const shm_region& region) {
+  return process_running(load_acquire(region.header()->procs.dp_pid));
 }
 
 publisher::publisher(shm_region& region) : region_(region), builder_(region.caps()) {

@@ -66,8 +66,13 @@ private:
   table_builder builder_;
 };
 
-// True when the dataplane recorded in the header is running (kill(pid, 0)).
+// True when the dataplane recorded in the header is running: the pid exists
+// and is not a zombie (a dataplane that died under a parent which has not
+// reaped it still answers kill(pid, 0)).
 bool dataplane_alive(const shm_region& region);
+// The state in /proc/PID/stat: false for a zombie (Z), a dead task (X) or a
+// pid that does not exist.
+bool process_running(int pid);
 
 // The reader side as one worker sees it: once per burst, refresh() load-acquires
 // the generation, switches to its slot when it changed and acknowledges it. The

@@ -19,6 +19,7 @@
 #include "publisher.h"
 #include "shm_atomic.h"
 #include "stats_reader.h"
+#include "worker_watch.h"
 
 namespace sluice::cp {
 
@@ -161,8 +162,8 @@ void api_handler::audit(const std::string& cmd, const json& req, const json& a) 
                                         "backend.add",   "backend.del",     "backend.set-weight",
                                         "backend.drain", "backend.undrain", "apply"};
   if (std::find(std::begin(changes), std::end(changes), cmd) == std::end(changes) ||
-      req.value("dry_run", false))
-    return;
+      (req.contains("dry_run") && req["dry_run"] == true))
+    return; // (a non-boolean dry_run is refused, and audited as such)
   audit_record r;
   r.uid = peer_uid_;
   r.pid = peer_pid_;
@@ -326,19 +327,20 @@ json api_handler::status() {
                     {"alive", dp},
                     {"workers", load_relaxed(h->procs.dp_workers)},
                     {"heartbeat_age_s", dp_hb && now > dp_hb ? double(now - dp_hb) / 1e9 : -1.0}};
-  json workers = json::array();
-  for (uint32_t w = 0; w < ctx_.region->caps().max_workers; ++w) {
-    const auto* ack = ctx_.region->worker_ack(w);
-    if (!load_acquire(ack->live))
-      continue;
-    const uint64_t hb = load_relaxed(ack->heartbeat_ns);
+  json workers = json::array(), stalled = json::array();
+  for (const auto& l : watch_workers(*ctx_.region, now, ctx_.stall_ms)) {
+    const auto* ack = ctx_.region->worker_ack(l.worker);
     const uint64_t acked = load_acquire(ack->acked_generation);
-    workers.push_back({{"worker", w},
+    workers.push_back({{"worker", l.worker},
                        {"lcore", load_relaxed(ack->lcore)},
                        {"acked_generation", acked},
                        {"in_sync", acked >= gen},
-                       {"heartbeat_age_s", hb && now > hb ? double(now - hb) / 1e9 : -1.0}});
+                       {"heartbeat_age_s", l.heartbeat_age_s},
+                       {"stalled", l.stalled}});
+    if (l.stalled)
+      stalled.push_back(l.worker);
   }
+  a["stalled_workers"] = stalled;
   a["workers"] = workers;
   a["lagging_workers"] = ctx_.pub ? ctx_.pub->lagging_workers(gen) : std::vector<uint32_t>{};
   return a;

@@ -32,6 +32,7 @@ struct daemon_context {
   publish_stats* publishes = nullptr;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::string shm_path, socket_path, state_file;
+  uint32_t stall_ms = 1000; // a live worker's heartbeat older than this: stalled
   // Adds run-time fields (health checks, effective state) to backend.list's
   // `backends` of `service`; unset in unit tests.
   std::function<void(const std::string& service, nlohmann::json& backends)> annotate_backends;

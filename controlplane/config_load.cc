@@ -41,6 +41,54 @@ std::vector<located_issue> all_issues(const decode_result& d, const abi::capacit
   return issues;
 }
 
+namespace {
+
+// yaml-cpp 0.7 loops, allocating without bound, on a block-context line that
+// starts with ',' (e.g. ", a\nkey: v", found by fuzz_config). Such a line is
+// not valid YAML outside a flow collection, so it is refused before parsing.
+// Tracks flow depth ([ { ] } outside quotes and comments) to allow a ',' that
+// starts a continuation line inside a flow collection.
+result<void> check_yaml_lines(const std::string& text, const std::string& label) {
+  int depth = 0, line = 1;
+  bool at_line_start = true;
+  char quote = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      at_line_start = true;
+      continue;
+    }
+    if (quote) {
+      if (c == '\\' && quote == '"')
+        ++i;
+      else if (c == quote)
+        quote = 0;
+      continue;
+    }
+    if (at_line_start && (c == ' ' || c == '\t'))
+      continue;
+    if (at_line_start && c == ',' && depth == 0)
+      return make_error(fmt::format("{}:{}: a line cannot start with ',' outside a flow "
+                                    "collection ([...] or {{...}})",
+                                    label, line));
+    at_line_start = false;
+    if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+      while (i + 1 < text.size() && text[i + 1] != '\n')
+        ++i;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return {};
+}
+
+} // namespace
+
 result<YAML::Node> parse_yaml_bounded(const std::string& text, const std::string& label) {
   if (text.size() > input_limits::max_config_bytes)
     return make_error(fmt::format("{}: {} bytes, more than the {} a config may hold", label,
@@ -51,6 +99,8 @@ result<YAML::Node> parse_yaml_bounded(const std::string& text, const std::string
                                   "the file as UTF-8",
                                   label, line, uint8_t(text[at]), at));
   }
+  if (auto l = check_yaml_lines(text, label); !l)
+    return l.err();
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(text);

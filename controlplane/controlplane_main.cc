@@ -31,6 +31,7 @@
 #include "stats_reader.h"
 #include "steer_hook.h"
 #include "version.h"
+#include "worker_watch.h"
 
 namespace po = boost::program_options;
 using namespace sluice;
@@ -42,6 +43,7 @@ struct options {
   std::string config, instance, shm_path, socket, state_file, metrics = "127.0.0.1:9700";
   std::string log_format = "text";
   uint32_t ack_timeout_ms = 2000;
+  uint32_t stall_ms = 1000;
   bool validate = false;
   bool allow_empty = false;
   std::vector<std::string> steer_nat_pool, steer_own;
@@ -75,6 +77,8 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
       "Prometheus endpoint, or 'off' (default 127.0.0.1:9700)")(
       "ack-timeout-ms", po::value(&o.ack_timeout_ms)->value_name("MS"),
       "how long a change waits for every worker to acknowledge (default 2000)")(
+      "stall-ms", po::value(&o.stall_ms)->value_name("MS"),
+      "a live worker whose heartbeat is older than this is reported stalled (default 1000)")(
       "validate", po::bool_switch(&o.validate), "only check the config file and exit")(
       "allow-empty", po::bool_switch(&o.allow_empty),
       "start even when the state file (or its absence) would publish zero services over a "
@@ -317,6 +321,7 @@ int run(const options& o) {
   ctx.shm_path = shm_path;
   ctx.socket_path = socket;
   ctx.state_file = state_file;
+  ctx.stall_ms = o.stall_ms;
   health_daemon health(state, [](const std::string& m) { log(m); });
   if (auto h = health.start(); !h) {
     log_error("health checks: " + h.error_message());
@@ -359,12 +364,22 @@ int run(const options& o) {
     return render_metrics(in) + health.metrics() +
            render_port_metrics(ports ? &ports.value() : nullptr,
                                ctx.steer_counters ? &steer : nullptr) +
-           ha.metrics();
+           ha.metrics() +
+           render_worker_metrics(watch_workers(region.value(), monotonic_ns(), o.stall_ms));
   };
   hooks.log = log;
   hooks.reload = [&] { reload_config(o, state, caps); };
+  stall_logger stalls(log);
+  bool dp_was_alive = dataplane_alive(region.value());
   hooks.tick = [&] {
     pub.heartbeat();
+    stalls.update(watch_workers(region.value(), monotonic_ns(), o.stall_ms));
+    if (const bool alive = dataplane_alive(region.value()); alive != dp_was_alive) {
+      log(alive ? "dataplane running"
+                : fmt::format("dataplane pid {} is gone (or a zombie)",
+                              load_relaxed(region->header()->procs.dp_pid)));
+      dp_was_alive = alive;
+    }
     health.tick(&region.value(), &pub.builder());
     ha.tick(state, region.value(), pub);
   };

@@ -9,6 +9,10 @@
 #include <rte_mbuf.h>
 #include <rte_pause.h>
 
+#include "neighbour_manager.h" // monotonic_ns
+#include "pipeline_impl.h"
+#include "shm_atomic.h"
+
 namespace sluice::dp {
 
 namespace {
@@ -93,6 +97,7 @@ int worker_main(void* arg) {
   pl.set_live(true);
   while (!stop_requested()) {
     const uint64_t now = rte_rdtsc();
+    store_relaxed(pl.impl().ack_->heartbeat_ns, monotonic_ns()); // control plane's stall watch
     pl.begin_burst(now);
     uint32_t received = 0;
 

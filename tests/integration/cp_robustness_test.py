@@ -19,9 +19,12 @@ that the daemon still answers `sluicectl status` and that nothing changed:
     another user with mode 0666 (root only);
   * SIGHUP reloads --config all-or-nothing; SIGTERM removes the socket.
 
-usage: cp_robustness_test.py SLUICE_CONTROLPLANE SLUICECTL
-No root needed (the foreign-owner shared-memory case is skipped without it).
-Exit 0 pass, 1 fail. About 40 s.
+  * with SLUICE_DATAPLANE (root): a stopped worker is reported stalled in
+    status, metrics and the log, and a zombie dataplane counts as dead.
+
+usage: cp_robustness_test.py SLUICE_CONTROLPLANE SLUICECTL [SLUICE_DATAPLANE]
+No root needed (the foreign-owner shared-memory and heartbeat cases are
+skipped without it). Exit 0 pass, 1 fail. About 45 s.
 """
 
 import json
@@ -226,6 +229,10 @@ def bad_api_input(d, before):
     check(len(a.get("error", "")) < 2000, "one short error, not a million lines")
     alive_and_unchanged(d, before, "alias bomb (API)")
 
+    t0 = time.monotonic()  # yaml-cpp 0.7 loops without bound on this (found by fuzz_config)
+    a = d.api({"cmd": "apply", "yaml": ", and\ninstance: edge1\n"}, timeout=30)
+    check(a.get("ok") is False and "cannot start with ','" in a.get("error", "") and
+          time.monotonic() - t0 < 2, f"leading-comma YAML refused: {a.get('error')!r}")
     a = d.api({"cmd": "apply", "yaml": open(d.cfg).read() + "---\nservices: []\n"})
     check(a.get("ok") is False and "second YAML document" in a.get("error", ""),
           f"second YAML document refused: {a.get('error')!r}")
@@ -478,6 +485,51 @@ def lock_and_shm(d, work):
     check(d.start(), "restarts normally afterwards")
 
 
+def heartbeats(d, dp_bin):
+    """A stopped worker is reported stalled (status, metrics, log) and back
+    when it runs; a zombie dataplane counts as dead."""
+    dp = subprocess.Popen(
+        [dp_bin, "-l", "0,1", "--no-pci", "--file-prefix", d.inst, "--log-level", "*:warning",
+         "--no-huge", "-m", "512", "--no-shconf", "--vdev", "net_null0", "--", "--port", "0",
+         "--shm-path", d.shm, "--instance", d.inst, "--addr", "192.0.2.1/24",
+         "--flow-table-size", "65536"],
+        stdout=open(os.path.join(d.work, "dp.log"), "w"), stderr=subprocess.STDOUT)
+    try:
+        def status():
+            return d.api({"cmd": "status"})
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not status().get("workers"):
+            time.sleep(0.1)
+        st = status()
+        check(st.get("workers") and st["workers"][0]["heartbeat_age_s"] < 0.5 and
+              not st["stalled_workers"], f"worker heartbeat fresh: {st.get('workers')}")
+        dp.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)
+        st = status()
+        check(st.get("stalled_workers") == [0] and st["workers"][0]["stalled"],
+              f"stopped worker reported stalled: {st.get('workers')}")
+        s = socket.create_connection(("127.0.0.1", d.mport), timeout=5)
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        body = b""
+        while chunk := s.recv(65536):
+            body += chunk
+        check(b'sluice_worker_stalled{worker="0"} 1' in body, "metrics: sluice_worker_stalled 1")
+        check("worker 0 stalled" in d.log(), "stall logged")
+        dp.send_signal(signal.SIGCONT)
+        time.sleep(0.5)
+        check(status().get("stalled_workers") == [], "running again after SIGCONT")
+        dp.send_signal(signal.SIGKILL)  # not reaped yet: a zombie
+        time.sleep(0.5)
+        state = open(f"/proc/{dp.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        check(state == "Z" and status().get("dataplane", {}).get("alive") is False,
+              f"zombie dataplane (state {state}) reported dead")
+    finally:
+        if dp.poll() is None:
+            dp.kill()
+        dp.wait()
+
+
 def signals(d, before):
     d.write_config(d.config_text.replace("address: 10.0.0.2", "address: 10.0.0.3"))
     d.proc.send_signal(signal.SIGHUP)
@@ -505,6 +557,7 @@ def main():
         print(__doc__)
         return 2
     cp_bin, ctl_bin = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    dp_bin = os.path.abspath(sys.argv[3]) if len(sys.argv) > 3 else None
     work = tempfile.mkdtemp(prefix="sluice-cprob-")
     inst = f"cprob{os.getpid()}"
     backend = http_backend()
@@ -522,6 +575,10 @@ def main():
         slow_metrics_and_dead_backend(d, backend)
         state_files(d, before)
         lock_and_shm(d, work)
+        if dp_bin and os.geteuid() == 0:
+            heartbeats(d, dp_bin)
+        else:
+            print("note: no dataplane or not root; worker heartbeats not tested")
         signals(d, before)
     finally:
         d.stop()
