@@ -7,8 +7,9 @@
 //                       NIC's queue costs nothing and saves a handoff.
 //   nat (both ways)     hardware RSS: the receiving worker (the forward packet
 //                       arrived where the NIC hashes its 5-tuple; the source
-//                       port is chosen so the reply's 5-tuple hashes there too).
-//                       Software: the model's owner of the 5-tuple.
+//                       port is chosen so the reply's 5-tuple hashes there too,
+//                       nat_ports.h). Software: the model's owner of the
+//                       packet's 5-tuple.
 //   dnat (both ways)    the owner of (client address, client port), the one pair
 //                       both directions carry: the reply's tuple is fixed by the
 //                       client and the backend, so no port choice can steer it.
@@ -72,8 +73,8 @@ int32_t pipeline_impl::steer_owner(const parsed_packet& p, const uint8_t* l3) co
     // flow is chosen from its owner's share (nat_ports.h): the reply's 5-tuple
     // RSS hash selects the owner.
     bool to_pool = is_nat_pool(dst, p.family);
-    if (!to_pool && !has_dnat_)
-      return -1;
+    if ((!to_pool && !has_dnat_) || (to_pool && hardware_rss_))
+      return -1; // a full-NAT reply arrives at its owner when the NIC hashes as the model
     owner = to_pool ? nat_.reply_owner(packet_addr(l3, p.family, false), p.sport,
                                        packet_addr(l3, p.family, true), p.dport)
                     : owner_of(dst, p.family, p.dport);
