@@ -150,8 +150,8 @@ int run(const dataplane_options& o) {
 
   std::vector<port_info> infos;
   for (uint16_t port : st.ports) {
-    auto p = setup_port(
-        port_request{port, n_workers, o.mtu, pool, socket, true, o.rx_desc, o.tx_desc});
+    auto p =
+        setup_port(port_request{port, n_workers, o.mtu, pool, socket, true, o.rx_desc, o.tx_desc});
     if (!p)
       die(1, p.error_message());
     std::printf("%s\n", describe_port(p.value()).c_str());
