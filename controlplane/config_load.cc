@@ -72,11 +72,16 @@ result<void> check_yaml_lines(const std::string& text, const std::string& label)
       return make_error(fmt::format("{}:{}: a line cannot start with ',' outside a flow "
                                     "collection ([...] or {{...}})",
                                     label, line));
+    // A quote opens a quoted scalar only where a token starts: an apostrophe
+    // inside a plain scalar ("203.0'113", "clients' router") is just a
+    // character, and treating it as a quote hid the lines after it.
+    const bool token_start = at_line_start || (i > 0 && std::strchr(" \t:-[{,?", text[i - 1]));
+    const bool comment_start = at_line_start || text[i - 1] == ' ' || text[i - 1] == '\t';
     at_line_start = false;
-    if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+    if (c == '#' && comment_start) {
       while (i + 1 < text.size() && text[i + 1] != '\n')
         ++i;
-    } else if (c == '"' || c == '\'') {
+    } else if ((c == '"' || c == '\'') && token_start) {
       quote = c;
     } else if (c == '[' || c == '{') {
       ++depth;

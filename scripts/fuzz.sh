@@ -36,7 +36,11 @@ dirs=("$work/new")
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 set +e
-"$bin" "${dirs[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+# FUZZ_RUNS=N (the meson tests): a fixed number of mutations from a fixed seed,
+# so a test run is reproducible; SECONDS still bounds it.
+runs=()
+[[ -n ${FUZZ_RUNS:-} ]] && runs=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
+"$bin" "${dirs[@]}" "${runs[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
   -max_len=65536 -print_final_stats=1 -artifact_prefix="$work/crash/" >"$work/log" 2>&1
 rc=$?
 set -e

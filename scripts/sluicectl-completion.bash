@@ -35,11 +35,11 @@ _sluicectl() {
         --hash-src) COMPREPLY=($(compgen -W "true false" -- "$cur")); return ;;
         --announce) COMPREPLY=($(compgen -W "quorum always never" -- "$cur")); return ;;
     esac
-    local svc_opts="--vip --port --proto --mode --scheduler --hash-src --sh-prefix4 --sh-prefix6 --sh-timeout --gue-port --on-backend-down --timeout-syn --timeout-established --timeout-fin --timeout-udp --timeout-syn-recv --timeout-time-wait --timeout-closed --timeout-udp-unanswered --timeout-adopted --health --announce --quorum"
+    local svc_opts="--vip --port --proto --mode --scheduler --hash-src --sh-prefix4 --sh-prefix6 --sh-timeout --gue-port --on-backend-down --timeout-syn --timeout-established --timeout-fin --timeout-udp --timeout-syn-recv --timeout-time-wait --timeout-closed --timeout-udp-unanswered --timeout-adopted --health --announce --quorum --defence --synproxy"
     local opts=""
     case "${words[0]} ${words[1]}" in
         "service add" | "service set") opts="$svc_opts" ;;
-        "backend add") opts="--port --weight --state --health" ;;
+        "backend add") opts="--port --weight --state --health --max-conns --min-conns" ;;
         "backend drain") opts="--port --wait --timeout" ;;
         "backend del" | "backend set-weight" | "backend undrain") opts="--port" ;;
         apply\ *) opts="--file --dry-run" ;;
