@@ -75,8 +75,10 @@ int32_t pipeline_impl::steer_owner(const parsed_packet& p, const uint8_t* l3) co
     bool to_pool = is_nat_pool(dst, p.family);
     if ((!to_pool && !has_dnat_) || (to_pool && hardware_rss_))
       return -1; // a full-NAT reply arrives at its owner when the NIC hashes as the model
-    owner = to_pool ? nat_.reply_owner(packet_addr(l3, p.family, false), p.sport,
-                                       packet_addr(l3, p.family, true), p.dport)
+    // The model's 5-tuple hash is the one nat_ports chose the port with (same
+    // key and RETA), from tables instead of rte_softrss's bit loop.
+    owner = to_pool ? rss_.worker_of(v4 ? rss_.hash4(ld32(src), ld32(dst), p.sport, p.dport)
+                                        : rss_.hash6(src, dst, p.sport, p.dport))
                     : owner_of(dst, p.family, p.dport);
   }
   return owner == cfg_.worker_id ? -1 : owner;
