@@ -23,7 +23,8 @@ sluicectl, with kernel TCP clients and scapy:
     (below min_conns), and the inactive ones expire;
   * --new-flow-budget: the dataplane runs with a budget; a burst of spoofed
     SYNs over it is counted as new_flow_budget and the service's `limited`,
-    and new connections work again a second later.
+    and new connections work again a second later; out-of-range budget
+    options are refused (exit 2, naming the option) and --help lists them.
 
 usage: testbed_defence_test.py SLUICE_DATAPLANE SLUICE_CONTROLPLANE SLUICECTL
        testbed_defence_test.py --client ...   (runs inside the client namespace)
@@ -528,6 +529,18 @@ def main():
         if not os.access(b, os.X_OK):
             print(f"SKIP: {b} is not built")
             return SKIP
+    # Bad budget options are refused before EAL starts, naming the option.
+    for args, want in ((["--new-flow-budget", "100000001"],
+                        "--new-flow-budget: expected an integer in 0..100000000"),
+                       (["--new-flow-budget-burst", "5"],
+                        "--new-flow-budget-burst: needs --new-flow-budget")):
+        r = run([dataplane, "--no-huge", "--", "--port", "0", *args], timeout=20)
+        check(r.returncode == 2 and want in r.stderr,
+              f"sluice-dataplane {' '.join(args)}: exit 2, {want!r} ({r.returncode}, "
+              f"{r.stderr.strip()!r})")
+    r = run([dataplane, "--", "--help"], timeout=20)
+    check("--new-flow-budget N" in r.stdout and "--new-flow-budget-burst N" in r.stdout,
+          "sluice-dataplane --help lists --new-flow-budget and --new-flow-budget-burst")
     cp = None
     os.makedirs(RUN, exist_ok=True)
     os.environ["SLUICE_TB_DP_ARGS"] = (f"--new-flow-budget {BUDGET} "
