@@ -89,6 +89,7 @@ json counters_json(const abi::service_counters& c) {
           {"reply_bytes", c.reply_bytes},
           {"connections", c.new_flows},
           {"no_backend", c.no_backend},
+          {"limited", c.limited},
           {"active_flows", c.active_flows}};
 }
 
@@ -97,9 +98,12 @@ json counters_json(const abi::backend_counters& c) {
           {"bytes", c.bytes},
           {"connections", c.new_flows},
           {"active_flows", c.active_flows},
+          {"inactive_flows", c.inactive_flows},
           {"syn_unanswered", c.syn_unanswered},
           {"rst_from_backend", c.rst_from_backend},
-          {"icmp_unreachable", c.icmp_unreachable}};
+          {"icmp_unreachable", c.icmp_unreachable},
+          {"nat_port_exhausted", c.nat_port_exhausted},
+          {"conn_limited", c.conn_limited}};
 }
 
 } // namespace
@@ -365,7 +369,11 @@ json api_handler::stats() {
     json s = counters_json(snap.services[i]);
     s["name"] = c.services[i].name;
     json bs = json::array();
+    // The dataplane keeps the inactive gauge per backend only: a service's
+    // is the sum of its backends'.
+    uint64_t inactive = 0;
     for (size_t j = 0; j < c.services[i].cfg.backends.size(); ++j) {
+      inactive += snap.backends[i][j].inactive_flows;
       json b = counters_json(snap.backends[i][j]);
       const auto& bc = c.services[i].cfg.backends[j];
       b["address"] = format_ip(bc.addr);
@@ -378,6 +386,7 @@ json api_handler::stats() {
       bs.push_back(b);
     }
     s["backends"] = bs;
+    s["inactive_flows"] = inactive;
     services.push_back(s);
   }
   a["services"] = services;
