@@ -13,6 +13,7 @@
 #include "conns_query.h"
 #include "dataplane_telemetry.h"
 #include "input_limits.h"
+#include "issue_naming.h"
 #include "json_tree.h"
 #include "log.h"
 #include "port_stats_query.h"
@@ -66,9 +67,14 @@ backend_ref ref_of(const json& req) {
   return backend_ref{*addr, uint16_t(int_field(req, "port", 0, 65535, 0))};
 }
 
-void throw_issues(const decode_result& d) {
-  if (!d.issues.empty())
-    throw request_error{format_issues("", d.issues)};
+// Decoding problems of one service or backend from the API, named by what
+// the request carried (its name, its address) rather than by field path.
+template <typename T>
+void throw_issues(decode_result d, const T& decoded, const std::string& root) {
+  if (d.issues.empty())
+    return;
+  name_issue_paths(d.issues, decoded, root);
+  throw request_error{format_issues("", d.issues)};
 }
 
 json answer(const result<change_result>& r) {
@@ -220,7 +226,7 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
   }
   if (cmd == "service.add") {
     named_service s;
-    throw_issues(decode_service(to_tree(need(req, "service")), "service", s));
+    throw_issues(decode_service(to_tree(need(req, "service")), "service", s), s, "service");
     return answer(st.add_service(std::move(s)));
   }
   if (cmd == "service.del")
@@ -237,7 +243,7 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     for (auto it = fields.begin(); it != fields.end(); ++it)
       merged[it.key()] = it.value();
     named_service s;
-    throw_issues(decode_service(to_tree(merged), "service", s));
+    throw_issues(decode_service(to_tree(merged), "service", s), s, "service");
     return answer(st.set_service(name, std::move(s)));
   }
   if (cmd == "backend.list") {
@@ -252,7 +258,7 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
   }
   if (cmd == "backend.add") {
     backend_config b;
-    throw_issues(decode_backend(to_tree(need(req, "backend")), "backend", b));
+    throw_issues(decode_backend(to_tree(need(req, "backend")), "backend", b), b, "backend");
     return answer(st.add_backend(need_string(req, "service"), b));
   }
   if (cmd == "backend.del")
