@@ -10,7 +10,10 @@
 // reads other workers' active-flow and byte counters from shared memory with
 // relaxed loads, never a lock. Candidates are the service's eligible backends
 // (up, weight > 0) as the table builder listed them, so weight 0 (drain) and
-// down backends are never chosen by any scheduler.
+// down backends are never chosen by any scheduler. Response-time hints and
+// slow-start weights are read from the backend soft-state array in shared
+// memory (abi::backend_soft) when written for the backend's incarnation, so
+// they change without a table publication.
 #pragma once
 
 #include <cstdint>
@@ -64,6 +67,7 @@ private:
   uint64_t active(uint32_t b) const;
   uint64_t bytes(uint32_t b) const;
   uint64_t response_us(const abi::backend_entry& be, uint32_t b) const;
+  uint64_t weight(const abi::backend_entry& be, uint32_t b) const;
   uint32_t random_below(uint32_t n);
   int32_t pick_weighted_random(const table_view& v, const abi::service_entry& s);
   int32_t pick_sh(const table_view& v, uint32_t svc, const abi::service_entry& s,
