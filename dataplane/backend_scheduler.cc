@@ -42,7 +42,22 @@ int32_t min_per_weight(const uint32_t* list, uint32_t n, uint32_t start, Cost co
   return best;
 }
 
+// Names of the affinity table and its entries for one shared-memory object.
+std::pair<std::string, std::string> affinity_names(const std::string& shm_path) {
+  uint32_t tag = uint32_t(hash_bytes(reinterpret_cast<const uint8_t*>(shm_path.data()),
+                                     uint32_t(shm_path.size() & ~3u), 0x6166));
+  return {fmt::format("sh_aff_{:08x}", tag), fmt::format("sh_ent_{:08x}", tag)};
+}
+
 } // namespace
+
+void backend_scheduler::release_shared(const std::string& shm_path) {
+  const auto [name, mz_name] = affinity_names(shm_path);
+  if (rte_hash* h = rte_hash_find_existing(name.c_str()))
+    rte_hash_free(h);
+  if (const rte_memzone* mz = rte_memzone_lookup(mz_name.c_str()))
+    rte_memzone_free(mz);
+}
 
 result<void> backend_scheduler::init(shm_region& shm, uint16_t worker_id, uint16_t n_workers,
                                      int socket_id, uint32_t affinity_capacity, uint64_t seed,
@@ -59,10 +74,7 @@ result<void> backend_scheduler::init(shm_region& shm, uint16_t worker_id, uint16
 
   // One affinity table per shared-memory object, shared by every worker: the
   // first worker creates it, the others find it by name.
-  uint32_t tag = uint32_t(hash_bytes(reinterpret_cast<const uint8_t*>(shm.path().data()),
-                                     uint32_t(shm.path().size() & ~3u), 0x6166));
-  std::string name = fmt::format("sh_aff_{:08x}", tag);
-  std::string mz_name = fmt::format("sh_ent_{:08x}", tag);
+  const auto [name, mz_name] = affinity_names(shm.path());
   affinity_ = rte_hash_find_existing(name.c_str());
   const rte_memzone* mz = rte_memzone_lookup(mz_name.c_str());
   if (!affinity_) {

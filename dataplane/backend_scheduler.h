@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <rte_hash.h>
@@ -58,6 +59,11 @@ public:
   // IPv4-mapped); `abs_ms`: TSC-based milliseconds shared by all workers.
   int32_t pick(const table_view& v, uint32_t svc, const abi::service_entry& s, uint64_t flow_hash,
                const uint8_t* client, uint32_t now_ms, uint32_t abs_ms);
+
+  // Frees the affinity table shared by the workers of `shm_path` (it lives
+  // as long as the process otherwise). Only once no pipeline of that object
+  // remains: processes that build many pipelines over time (tests) call it.
+  static void release_shared(const std::string& shm_path);
 
   // A backend answered a SYN after `rtt_us` (NAT modes): feeds
   // least-response-time through this worker's smoothed estimate.

@@ -19,6 +19,7 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
+#include "backend_scheduler.h"
 #include "neighbour_table.h"
 #include "packet_builder.h"
 #include "pipeline.h"
@@ -129,6 +130,7 @@ public:
   }
   ~harness() {
     pl_.clear();
+    dp::backend_scheduler::release_shared(path_);
     for (rte_ring* r : rings_)
       rte_ring_free(r);
     pub_.reset();
