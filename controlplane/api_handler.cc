@@ -323,6 +323,7 @@ json api_handler::status() {
   if (ctx_.publishes)
     a["publish"] = {{"count", ctx_.publishes->count},
                     {"failures", ctx_.publishes->failures},
+                    {"soft_updates", ctx_.publishes->soft_updates},
                     {"last_ms", ctx_.publishes->last_ms},
                     {"max_ms", ctx_.publishes->max_ms}};
   if (!ctx_.region)

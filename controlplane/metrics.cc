@@ -36,6 +36,9 @@ std::string render_metrics(const metrics_input& in) {
   o += fmt::format("sluice_publish_total {}\n", in.publishes->count);
   head(o, "sluice_publish_failures_total", "counter", "publications that failed or timed out");
   o += fmt::format("sluice_publish_failures_total {}\n", in.publishes->failures);
+  head(o, "sluice_soft_state_updates_total", "counter",
+       "response-time hints and slow-start weights written in place (no publication)");
+  o += fmt::format("sluice_soft_state_updates_total {}\n", in.publishes->soft_updates);
   head(o, "sluice_publish_latency_seconds_last", "gauge",
        "publish to all-workers-acknowledged time of the last publication");
   o += fmt::format("sluice_publish_latency_seconds_last {:.6f}\n", in.publishes->last_ms / 1e3);
