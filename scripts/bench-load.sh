@@ -19,6 +19,8 @@
 #                    case needs, see write_profile); --pool 1 measures the
 #                    connection rate one pool address sustains
 #   --flood-pps N    flood cases: spoofed packets per second (default 2000000)
+#   --synproxy MODE  off|on|auto: SYN cookies for the nat/dnat services
+#                    (publish_tables --synproxy; default: the service default, off)
 #   --duration S     seconds per run or NDR trial (default 5)
 #   --ndr            binary-search the zero-loss rate of established, reverse
 #                    and churn cases (churn: --cps is the upper bound)
@@ -44,6 +46,7 @@ flows_list=1,1000,1000000
 rate=
 cps=200000
 pool_n=
+synproxy=
 flood_pps=2000000
 duration=5
 ndr=0
@@ -60,6 +63,7 @@ while (($#)); do
   --rate) rate=$2; shift ;;
   --cps) cps=$2; shift ;;
   --pool) pool_n=$2; shift ;;
+  --synproxy) synproxy=$2; shift ;;
   --flood-pps) flood_pps=$2; shift ;;
   --duration) duration=$2; shift ;;
   --ndr) ndr=1 ;;
@@ -232,7 +236,8 @@ start_dataplane() { # profile
     sleep 0.1
   done
   # shellcheck disable=SC2086
-  "$pub_bin" --shm-path "$shm" $pub --timeout-fin "$fin_timeout" --ack-timeout-ms 5000 >/dev/null
+  "$pub_bin" --shm-path "$shm" $pub --timeout-fin "$fin_timeout" --ack-timeout-ms 5000 \
+    ${synproxy:+--synproxy "$synproxy"} >/dev/null
 }
 
 stop_dataplane() {
