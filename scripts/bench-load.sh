@@ -259,7 +259,7 @@ run_pktgen() { # name profile extra...
     $( ((ndr)) && [[ $name == established* || $name == reverse* || $name == churn* ]] && echo --ndr) \
     >"$work/$name.pg.log" 2>&1 &
   pg=$!
-  while kill -0 "$pg" 2>/dev/null && ! grep -q "^waiting up to" "$work/$name.pg.log"; do
+  while kill -0 "$pg" 2>/dev/null && ! grep -qs "^waiting up to" "$work/$name.pg.log"; do
     sleep 0.2
   done
   stop_dataplane

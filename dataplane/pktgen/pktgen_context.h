@@ -29,20 +29,24 @@ enum port_side : uint8_t { client_port = 0, backend_port = 1 };
 
 class tx_buffer {
 public:
-  static constexpr uint32_t capacity = 1024;
-  static constexpr uint32_t high_water = 512; // generators pause above this
+  // Generators pause above high water; replies to received packets can still
+  // fill the rest while the peer is not draining its ring (a descheduled
+  // balancer on a shared machine): room for several RX bursts of them.
+  static constexpr uint32_t capacity = 4096;
+  static constexpr uint32_t high_water = 512;
 
-  void push(rte_mbuf* m) {
+  // False when full: the frame is freed (counted by the caller as tx_dropped,
+  // a loss of the generator's own, not the balancer's).
+  bool push(rte_mbuf* m) {
     if (n_ == capacity) {
-      rte_pktmbuf_free(m); // bounded: only replies can push past high water
-      ++overflow_;
-      return;
+      rte_pktmbuf_free(m);
+      return false;
     }
     pkts_[n_++] = m;
+    return true;
   }
   uint32_t size() const { return n_; }
   bool has_room() const { return n_ < high_water; }
-  uint64_t overflow() const { return overflow_; }
 
   // Sends what the queue takes; returns packets sent.
   uint16_t flush(uint16_t port, uint16_t queue, port_stats& st) {
@@ -65,7 +69,6 @@ public:
 private:
   std::array<rte_mbuf*, capacity> pkts_{};
   uint32_t n_ = 0;
-  uint64_t overflow_ = 0;
 };
 
 // What a backend learned about one established flow from its warm-up packet:
@@ -148,7 +151,8 @@ public:
     uint64_t bytes = 0;
     for (uint32_t k = 0; k < n; ++k) {
       bytes += ms[k]->pkt_len;
-      tx[side].push(ms[k]);
+      if (!tx[side].push(ms[k]))
+        ++stats.port[side].tx_dropped;
     }
     stats.port[side].tx_packets += n;
     stats.port[side].tx_bytes += bytes;
