@@ -20,7 +20,11 @@
 #                    connection rate one pool address sustains
 #   --flood-pps N    flood cases: spoofed packets per second (default 2000000)
 #   --synproxy MODE  off|on|auto: SYN cookies for the nat/dnat services
-#                    (publish_tables --synproxy; default: the service default, off)
+#                    (publish_tables --synproxy; default: the service default, off).
+#                    With on/auto the churn clients send their first request
+#                    REQUEST_DELAY_MS (default 100) after the handshake's ACK:
+#                    the proxy drops data until the backend side is open and
+#                    the stateless clients do not retransmit
 #   --duration S     seconds per run or NDR trial (default 5)
 #   --ndr            binary-search the zero-loss rate of established, reverse
 #                    and churn cases (churn: --cps is the upper bound)
@@ -201,6 +205,9 @@ EOF
     response_bytes: 256
     close: fin
 EOF
+    if [[ $synproxy == on || $synproxy == auto ]]; then
+      echo "    request_delay_ms: ${REQUEST_DELAY_MS:-100}" >>"$work/$name.yaml"
+    fi
     if [[ $kind != churn ]]; then
       local flood=$kind
       [[ $kind == mixed ]] && flood=syn-flood

@@ -81,6 +81,12 @@ void traffic_generator::start(uint64_t now_tsc, double scale) {
   start_tsc_ = now_tsc;
   for (uint32_t i = 0; i < st_.size(); ++i) {
     st_[i].rate = ctx_.prof.items[i].rate * scale;
+    if (uint32_t d = ctx_.prof.items[i].request_delay_ms) {
+      // Room for twice the connections opened during one delay.
+      double per_delay = (st_[i].rate > 0 ? st_[i].rate : 1e6) * d / 1000.0;
+      st_[i].delayed.assign(size_t(2 * per_delay) + 1024, delayed_request{});
+      st_[i].delayed_head = st_[i].delayed_n = 0;
+    }
     st_[i].sent = 0;
     st_[i].cursor.seek(ctx_.flows, ctx_.prof.items[i].flow_base + st_[i].next_flow);
     build_templates(i);
@@ -97,11 +103,32 @@ uint32_t traffic_generator::due(item_state& s, uint64_t now_tsc, uint32_t limit)
   return uint32_t(std::min<uint64_t>(want - s.sent, limit));
 }
 
+void traffic_generator::send_delayed(uint32_t i, uint64_t now_tsc) {
+  item_state& s = st_[i];
+  for (uint32_t k = 0; k < max_burst && s.delayed_n > 0; ++k) {
+    const delayed_request& d = s.delayed[s.delayed_head];
+    if (d.due_tsc > now_tsc)
+      return;
+    first_request(i, d.c, now_tsc);
+    s.delayed_head = (s.delayed_head + 1) % uint32_t(s.delayed.size());
+    --s.delayed_n;
+  }
+}
+
+void traffic_generator::first_request(uint32_t i, const held_conn& c, uint64_t now_tsc) {
+  const uint32_t isn = c.seq - 1;
+  stamp st{stamp_kind::request, uint8_t(i), 0, isn, ctx_.ns32(now_tsc)};
+  send_tcp(i, c.addr_be, c.port, tcp_ack | 0x08, c.seq, c.ack, &st,
+           ctx_.prof.items[i].request_bytes);
+}
+
 void traffic_generator::generate(uint64_t now_tsc) {
   const auto& items = ctx_.prof.items;
   for (uint32_t i = 0; i < items.size(); ++i) {
     item_state& s = st_[i];
     const traffic_item& it = items[i];
+    if (s.delayed_n > 0 && ctx_.tx[client_port].has_room())
+      send_delayed(i, now_tsc);
     bool fwd = it.type != item_type::established || it.dir != direction::reverse;
     bool rev = it.type == item_type::established && it.dir != direction::forward;
     if ((fwd && !ctx_.tx[client_port].has_room()) || (rev && !ctx_.tx[backend_port].has_room()))
@@ -345,9 +372,16 @@ void traffic_generator::close_conn(uint32_t i, const held_conn& c) {
   }
 }
 
-void traffic_generator::close_held(uint64_t) {
+void traffic_generator::close_held(uint64_t now_tsc) {
   for (uint32_t i = 0; i < st_.size(); ++i) {
     item_state& s = st_[i];
+    // First requests still waiting go now, so their connections can finish
+    // during the drain.
+    while (s.delayed_n > 0) {
+      first_request(i, s.delayed[s.delayed_head].c, now_tsc);
+      s.delayed_head = (s.delayed_head + 1) % uint32_t(s.delayed.size());
+      --s.delayed_n;
+    }
     while (s.held_n > 0) {
       close_conn(i, s.held[s.held_head]);
       s.held_head = (s.held_head + 1) % uint32_t(s.held.size());
@@ -376,8 +410,21 @@ void traffic_generator::on_churn(uint32_t i, const seen_packet& s, uint64_t now_
     uint32_t isn = s.ack - 1;
     is.connect_latency.add(uint32_t(ctx_.us32(now_tsc) - isn));
     is.handshake_done++;
-    stamp st{stamp_kind::request, uint8_t(i), 0, isn, ctx_.ns32(now_tsc)};
-    send_tcp(i, s.dst_be, s.dport, tcp_ack | 0x08, isn + 1, s.seq + 1, &st, it.request_bytes);
+    const held_conn c{s.dst_be, s.dport, isn + 1, s.seq + 1};
+    item_state& ist = st_[i];
+    if (it.request_delay_ms == 0 || ist.delayed.empty()) {
+      first_request(i, c, now_tsc);
+      return;
+    }
+    send_tcp(i, c.addr_be, c.port, tcp_ack, c.seq, c.ack, nullptr, 0);
+    if (ist.delayed_n == ist.delayed.size()) { // full: the oldest goes early
+      first_request(i, ist.delayed[ist.delayed_head].c, now_tsc);
+      ist.delayed_head = (ist.delayed_head + 1) % uint32_t(ist.delayed.size());
+      --ist.delayed_n;
+    }
+    const uint64_t due = now_tsc + uint64_t(it.request_delay_ms) * ctx_.tsc_hz / 1000;
+    ist.delayed[(ist.delayed_head + ist.delayed_n) % ist.delayed.size()] = {due, c};
+    ++ist.delayed_n;
     return;
   }
   if ((s.flags & tcp_fin) != 0) {
