@@ -11,6 +11,7 @@
 #include <map>
 
 #include "flow_snapshot.h"
+#include "flow_states.h"
 #include "pipeline_harness.h"
 
 using namespace sluice;
