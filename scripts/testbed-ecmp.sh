@@ -34,7 +34,9 @@
 # Environment: SLUICE_TB_PREFIX (namespace prefix, default "se"), SLUICE_TB_LBS
 # (instances, default 3), SLUICE_TB_BACKENDS (default 2), SLUICE_BUILD_DIR,
 # SLUICE_TB_PREPEND_N="N:K" (instance N announces with K extra AS-path copies:
-# an active-passive set-up), SLUICE_TB_MODE (default dsr-ipip).
+# an active-passive set-up), SLUICE_TB_MODE (default dsr-ipip),
+# SLUICE_TB_DROP_SNAPSHOT=1 (restart N: delete the flow snapshot before the new
+# dataplane starts, a control run of what the snapshot saves).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -366,6 +368,8 @@ cmd_route() { in_ns "$ns_router" ip route show "$vip4"; }
 restart_dataplane() { # N
   local n=$1
   stop_daemon "dataplane$n" TERM 10
+  # A control run: the new process starts without the saved flows.
+  [[ ${SLUICE_TB_DROP_SNAPSHOT:-0} == 1 ]] && rm -f "$state/lb$n.flows"
   start_dataplane "$n"
   grep -E 'saved [0-9]+ flow|adopted [0-9]+ of|no flow snapshot' "$state/dataplane$n.log" | tail -n 2 || true
 }
