@@ -11,6 +11,7 @@
 
 #include <rte_byteorder.h>
 
+#include "packet_rewrite.h"
 #include "pipeline_impl.h"
 
 namespace sluice::dp {
@@ -207,10 +208,17 @@ uint16_t pipeline_impl::owner_of_flow(const flow_sync_record& r) const {
     return 0;
   const uint8_t* client = r.family == 4 ? r.client + 12 : r.client;
   switch (fwd_mode(r.mode)) {
-  case fwd_mode::nat:
-    // Full NAT: the worker whose RSS queue receives the replies, which the
-    // port was chosen for (nat_ports.h).
-    return nat_.reply_owner(addr16(r.backend), r.backend_port, addr16(r.nat_addr), r.nat_port);
+  case fwd_mode::nat: {
+    // Full NAT: the worker the client's packets reach (RSS of the forward
+    // 5-tuple). Its replies reach the worker the port was chosen for; when the
+    // worker count changed the two may differ, and that worker's nat_ports
+    // does not own the port: the flow is refused (nat_port) rather than
+    // adopted where one direction would never find it.
+    const uint8_t* vip = r.family == 4 ? r.vip + 12 : r.vip;
+    return rss_.worker_of(r.family == 4
+                              ? rss_.hash4(ld32(client), ld32(vip), r.client_port, r.vip_port)
+                              : rss_.hash6(client, vip, r.client_port, r.vip_port));
+  }
   default:
     // dnat's rule (client address and port); DSR needs no particular worker.
     return owner_of(client, r.family, r.client_port);

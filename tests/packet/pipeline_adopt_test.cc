@@ -245,3 +245,65 @@ TEST_CASE("a damaged or foreign flow snapshot is refused with a reason", "[adopt
   CHECK(foreign.error_message().find("magic") != std::string::npos);
   unlink(path.c_str());
 }
+
+TEST_CASE("a snapshot of one worker adopted by two: every flow on its owner, or refused",
+          "[adopt]") {
+  service_config nat =
+      make_service("192.0.2.10", 80, 6, fwd_mode::nat, {{"203.0.113.11", 1}}, 8080);
+  service_config dnat =
+      make_service("192.0.2.10", 81, 6, fwd_mode::dnat, {{"203.0.113.11", 1}, {"203.0.113.12", 1}});
+  dp::pipeline_config cfg = default_pipeline_config();
+  cfg.nat_pool = {POOL4};
+  std::map<std::pair<uint32_t, uint16_t>, ip_addr> backend_of;
+  std::map<uint32_t, uint16_t> local_port;
+  std::vector<dp::flow_sync_record> recs;
+  {
+    harness a({nat, dnat}, cfg);
+    for (uint32_t c = 1; c <= 32; ++c)
+      for (uint16_t vport : {80, 81}) {
+        run_result r = a.run({from_client(c, vport, SYN)});
+        REQUIRE(r.tx.size() == 1);
+        backend_of[{c, vport}] = dst_of(r.tx[0]);
+        if (vport == 80)
+          local_port[c] = get16(r.tx[0].data, 34);
+      }
+    a.worker(0).export_flows(recs);
+  }
+  REQUIRE(recs.size() == 64);
+
+  dp::pipeline_config two = cfg;
+  two.steering.software = true;
+  harness b({nat, dnat}, two, 2);
+  b.worker(0);
+  b.worker(1);
+  uint32_t nat_adopted = 0, nat_refused = 0;
+  for (const auto& r : recs) {
+    const uint16_t w = b.worker(0).owner_of_flow(r);
+    REQUIRE(w < 2);
+    dp::adopt_summary one;
+    b.worker(w).adopt_flows(&r, 1, one);
+    const uint32_t c = ntohl(ip_addr::from_v6(r.client).v4_be()) - 0xc6330000u;
+    const uint16_t vport = ntohs(r.vip_port);
+    if (vport == 81) {
+      CHECK(one.adopted == 1); // dnat: one owner for both directions, always adoptable
+    } else if (one.adopted == 1) {
+      ++nat_adopted;
+    } else {
+      // The forward and the reply tuple hash to different workers now.
+      CHECK(one.refused[size_t(dp::adopt_refusal::nat_port)] == 1);
+      ++nat_refused;
+      continue;
+    }
+    // The owner forwards the flow's next segment itself, to the same backend.
+    run_result out = b.run({from_client(c, vport, ACK, {}, 1001, 5001)}, dp::client_side, 0, w);
+    REQUIRE(out.tx.size() == 1);
+    CHECK(dst_of(out.tx[0]) == backend_of[{c, vport}]);
+    if (vport == 80)
+      CHECK(get16(out.tx[0].data, 34) == local_port[c]);
+  }
+  CHECK(b.handoff_pending(0) + b.handoff_pending(1) == 0);
+  CHECK(nat_adopted + nat_refused == 32);
+  CHECK(nat_adopted > 0);
+  CHECK(b.counter(worker_counter::flows_adopted, 0) + b.counter(worker_counter::flows_adopted, 1) ==
+        32 + nat_adopted);
+}
