@@ -36,7 +36,8 @@
 # SLUICE_TB_PREPEND_N="N:K" (instance N announces with K extra AS-path copies:
 # an active-passive set-up), SLUICE_TB_MODE (default dsr-ipip),
 # SLUICE_TB_DROP_SNAPSHOT=1 (restart N: delete the flow snapshot before the new
-# dataplane starts, a control run of what the snapshot saves).
+# dataplane starts, a control run of what the snapshot saves), SLUICE_TB_CP_ARGS
+# (extra sluice-controlplane options, e.g. "--heartbeat-max-age-ms 10000").
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -229,7 +230,8 @@ start_instance() { # N
     --steer-iface lb0 --steer-own "$(lb_own "$n")" --steer-nat-pool "$(lb_pool "$n")" \
     --bgp-include "$state/lb$n.bird-include.conf" --bird-socket "$state/lb$n.bird.ctl" \
     --bgp-local-as 65001 --bgp-neighbor 198.51.100.1,65000 --bgp-prepend "$(prepend_of "$n")" \
-    --peer-listen "$(lb_kernel "$n"):$peer_port" "${peers[@]}"
+    --peer-listen "$(lb_kernel "$n"):$peer_port" "${peers[@]}" \
+    --flow-snapshot "$state/lb$n.flows" --restart-hold-ms 15000 ${SLUICE_TB_CP_ARGS:-}
   # BIRD last: it reads the include file the control plane writes (an empty one
   # until then).
   [[ -f $state/lb$n.bird-include.conf ]] || : >"$state/lb$n.bird-include.conf"
