@@ -25,6 +25,7 @@
 
 #include "dataplane_options.h"
 #include "eal_memory.h"
+#include "flow_handover.h"
 #include "flow_telemetry.h"
 #include "neighbour_manager.h"
 #include "neighbour_table.h"
@@ -252,6 +253,10 @@ int run(const dataplane_options& o) {
                                         o.idle_sleep_max_us)
                                 .c_str());
 
+  // Hitless restart: the previous process's flows before the first packet.
+  if (!o.flow_snapshot.empty())
+    adopt_flow_snapshot(o.flow_snapshot, st.pipelines);
+
   for (uint16_t w = 0; w < n_workers; ++w) {
     if (int rc = rte_eal_remote_launch(worker_main, &st.contexts[w], st.worker_lcores[w]); rc != 0)
       die(1, fmt::format("cannot launch worker {} on lcore {}: {}", w, st.worker_lcores[w],
@@ -284,6 +289,9 @@ int run(const dataplane_options& o) {
   nm.run();
 
   rte_eal_mp_wait_lcore();
+  // The workers are stopped: their tables are ours to read.
+  if (!o.flow_snapshot.empty())
+    save_flow_snapshot(o.flow_snapshot, st.pipelines);
   std::printf("%s: stopping; neighbour requests sent %lu, neighbours learned %lu\n", prog,
               static_cast<unsigned long>(nm.requests_sent()),
               static_cast<unsigned long>(nm.learned()));
