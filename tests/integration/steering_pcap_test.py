@@ -46,6 +46,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from itest_util import check, failures, free_port, run, wait_for  # noqa: E402
+import promlint  # noqa: E402
 
 SKIP = 77
 
@@ -367,6 +368,10 @@ def operator_view(ctl, mport, workers, queues_in, sent, expect_handoffs, handoff
                     r'dnat_steering="handoff"\} 1$', text, re.M),
           f"{workers}w: sluice_port_steering_info names software steering and dnat handoff "
           f"({[l for l in text.splitlines() if l.startswith('sluice_port_steering_info')]})")
+
+    problems = promlint.lint(text)
+    check(not problems, f"{workers}w: /metrics with the new families passes the promtool rules "
+          f"({problems[:5]})")
 
     r = ctl("status")
     lines = [l for l in r.stdout.splitlines() if re.match(r"\s+worker \d+", l)]
