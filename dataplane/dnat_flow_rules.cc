@@ -161,21 +161,46 @@ dnat_flow_steering dnat_flow_steering::probe(const std::vector<port_side>& ports
       {ip_addr::from_v4_be(rte_cpu_to_be_32(0xc0000201)), 80, IPPROTO_TCP, false},
       {ip_addr::from_v4_be(rte_cpu_to_be_32(0xc0000202)), 80, IPPROTO_TCP, true},
   };
-  for (const auto& p : ports)
-    for (const auto& e : samples) {
-      if ((e.from_backend && !p.backend) || (!e.from_backend && !p.client))
-        continue;
-      auto r = build_dnat_rule(e, key, reta);
-      rte_flow_error err{};
-      if (int rc = rte_flow_validate(p.port_id, &r->attr, r->items, r->actions, &err); rc != 0) {
-        s.mode_ = dnat_steering_mode::handoff;
-        s.reason_ =
-            fmt::format("port {}: rte_flow_validate: {}", p.port_id, flow_error_text(rc, err));
-        return s;
+  // The RETA as the queue list first; drivers that want each queue once get
+  // the short list when it selects the same queue for every hash.
+  std::vector<std::vector<uint16_t>> candidates = {reta};
+  if (auto q = short_queue_list(reta, n_workers); !q.empty() && q != reta)
+    candidates.push_back(std::move(q));
+  for (const auto& queues : candidates) {
+    std::string refused;
+    for (const auto& p : ports)
+      for (const auto& e : samples) {
+        if (!refused.empty() || (e.from_backend && !p.backend) || (!e.from_backend && !p.client))
+          continue;
+        auto r = build_dnat_rule(e, key, queues);
+        rte_flow_error err{};
+        if (int rc = rte_flow_validate(p.port_id, &r->attr, r->items, r->actions, &err); rc != 0)
+          refused =
+              fmt::format("port {}: rte_flow_validate: {}", p.port_id, flow_error_text(rc, err));
       }
+    if (refused.empty()) {
+      s.mode_ = dnat_steering_mode::rte_flow;
+      s.reta_ = queues;
+      return s;
     }
-  s.mode_ = dnat_steering_mode::rte_flow;
+    if (s.reason_.empty())
+      s.reason_ = refused; // the first refusal says most about the port
+  }
+  s.mode_ = dnat_steering_mode::handoff;
   return s;
+}
+
+std::vector<uint16_t> short_queue_list(const std::vector<uint16_t>& reta, uint16_t n_workers) {
+  if (n_workers == 0 || reta.empty() || reta.size() % n_workers != 0)
+    return {};
+  for (size_t i = 0; i < reta.size(); ++i)
+    if (reta[i] != i % n_workers)
+      return {};
+  // reta[h % size] = h % size % n = h % n because n divides size.
+  std::vector<uint16_t> q(n_workers);
+  for (uint16_t w = 0; w < n_workers; ++w)
+    q[w] = w;
+  return q;
 }
 
 std::string dnat_flow_steering::describe() const {

@@ -81,6 +81,11 @@ std::unique_ptr<dnat_flow_rule> build_dnat_rule(const dnat_endpoint& e,
                                                 const std::array<uint8_t, 40>& key,
                                                 const std::vector<uint16_t>& reta);
 
+// The queue list 0..n_workers-1 when it selects, for every hash, the queue
+// `reta` selects (reta[i] = i % n_workers and n_workers divides its size);
+// empty otherwise. Offered to drivers that refuse a queue listed twice.
+std::vector<uint16_t> short_queue_list(const std::vector<uint16_t>& reta, uint16_t n_workers);
+
 // Which way dnat reaches its owner, for the start-up line and telemetry.
 enum class dnat_steering_mode : uint8_t { none, rte_flow, handoff };
 const char* dnat_steering_name(dnat_steering_mode m);
@@ -96,8 +101,10 @@ public:
   };
 
   // With fewer than two workers there is nothing to steer (mode none).
-  // Otherwise validates a VIP-side and a backend-side rule on every port:
-  // rte_flow when all pass, handoff (with the first refusal in reason()) if not.
+  // Otherwise validates a VIP-side and a backend-side rule on every port, with
+  // the RETA as the queue list, then with short_queue_list(reta) if that is
+  // equivalent: rte_flow when all pass with one list, handoff (with the first
+  // refusal in reason()) if not.
   static dnat_flow_steering probe(const std::vector<port_side>& ports, uint16_t n_workers,
                                   const std::array<uint8_t, 40>& key,
                                   const std::vector<uint16_t>& reta);

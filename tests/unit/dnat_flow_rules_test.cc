@@ -205,6 +205,21 @@ TEST_CASE("dnat endpoints of a published slot: dnat services and their backends 
                                    {v4(192, 0, 2, 10), 81, IPPROTO_TCP, false}});
 }
 
+TEST_CASE("the short queue list is offered only where it selects the same queues", "[dnat_flow]") {
+  CHECK(short_queue_list(reta_of(4), 4) == std::vector<uint16_t>{0, 1, 2, 3});
+  CHECK(short_queue_list(reta_of(2), 2) == std::vector<uint16_t>{0, 1});
+  CHECK(short_queue_list(reta_of(3), 3).empty()); // 3 does not divide 128: h % 128 % 3 != h % 3
+  auto skewed = reta_of(4);
+  skewed[5] = 0; // a RETA the NIC reprogrammed unevenly
+  CHECK(short_queue_list(skewed, 4).empty());
+  CHECK(short_queue_list({}, 2).empty());
+  // Equivalence: the queue each list selects for any hash is the same.
+  const auto reta = reta_of(8);
+  const auto q = short_queue_list(reta, 8);
+  for (uint32_t h = 0; h < 100000; h += 7)
+    REQUIRE(reta[h % reta.size()] == q[h % q.size()]);
+}
+
 TEST_CASE("steering mode names for telemetry", "[dnat_flow]") {
   CHECK(std::string(dnat_steering_name(dnat_steering_mode::none)) == "none");
   CHECK(std::string(dnat_steering_name(dnat_steering_mode::rte_flow)) == "rte_flow");
