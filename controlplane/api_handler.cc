@@ -338,19 +338,41 @@ json api_handler::status() {
                     {"alive", dp},
                     {"workers", load_relaxed(h->procs.dp_workers)},
                     {"heartbeat_age_s", dp_hb && now > dp_hb ? double(now - dp_hb) / 1e9 : -1.0}};
+  // Raw counters since the dataplane started (not `zero`'s baseline): the
+  // handoff share says whether steering works on this NIC.
+  counter_snapshot snap;
+  if (ctx_.pub)
+    snap = read_counters(*ctx_.region, ctx_.pub->builder(), ctx_.state->desired());
+  auto counters_of = [&](uint32_t worker) -> const counter_snapshot::per_worker* {
+    for (const auto& w : snap.workers)
+      if (w.worker == worker)
+        return &w;
+    return nullptr;
+  };
   json workers = json::array(), stalled = json::array();
   for (const auto& l : watch_workers(*ctx_.region, now, ctx_.stall_ms)) {
     const auto* ack = ctx_.region->worker_ack(l.worker);
     const uint64_t acked = load_acquire(ack->acked_generation);
-    workers.push_back({{"worker", l.worker},
-                       {"lcore", load_relaxed(ack->lcore)},
-                       {"acked_generation", acked},
-                       {"in_sync", acked >= gen},
-                       {"heartbeat_age_s", l.heartbeat_age_s},
-                       {"stalled", l.stalled}});
+    json w = {{"worker", l.worker},
+              {"lcore", load_relaxed(ack->lcore)},
+              {"acked_generation", acked},
+              {"in_sync", acked >= gen},
+              {"heartbeat_age_s", l.heartbeat_age_s},
+              {"stalled", l.stalled}};
+    if (const auto* c = counters_of(l.worker)) {
+      w["rx_packets"] = c->counters[size_t(worker_counter::rx_packets)];
+      w["handoff_out"] = c->counters[size_t(worker_counter::handoff_out)];
+      w["handoff_in"] = c->counters[size_t(worker_counter::handoff_in)];
+      w["handoff_fraction"] = handoff_fraction(c->counters);
+    }
+    workers.push_back(w);
     if (l.stalled)
       stalled.push_back(l.worker);
   }
+  if (ctx_.pub)
+    a["handoff"] = {{"rx_packets", snap.worker[size_t(worker_counter::rx_packets)]},
+                    {"handoff_out", snap.worker[size_t(worker_counter::handoff_out)]},
+                    {"fraction", handoff_fraction(snap.worker)}};
   a["stalled_workers"] = stalled;
   a["workers"] = workers;
   a["lagging_workers"] = ctx_.pub ? ctx_.pub->lagging_workers(gen) : std::vector<uint32_t>{};
