@@ -146,10 +146,21 @@ std::string render_status(const json& st) {
                      num(d, "workers"));
   }
   if (st.contains("workers"))
-    for (const auto& w : st["workers"])
-      o += fmt::format("  worker {:<3} lcore {:<3} acked generation {} {}\n", num(w, "worker"),
+    for (const auto& w : st["workers"]) {
+      o += fmt::format("  worker {:<3} lcore {:<3} acked generation {} {}", num(w, "worker"),
                        num(w, "lcore"), num(w, "acked_generation"),
                        w.value("in_sync", false) ? "(in sync)" : "(LAGGING)");
+      if (w.contains("rx_packets"))
+        o += fmt::format("  rx {} handed off {} ({:.1f} %) received {}", num(w, "rx_packets"),
+                         num(w, "handoff_out"), 100 * w.value("handoff_fraction", 0.0),
+                         num(w, "handoff_in"));
+      o += "\n";
+    }
+  if (st.contains("handoff"))
+    o += fmt::format("handoffs:      {} of {} received packets ({:.1f} %) handed to another "
+                     "worker\n",
+                     num(st["handoff"], "handoff_out"), num(st["handoff"], "rx_packets"),
+                     100 * st["handoff"].value("fraction", 0.0));
   o += fmt::format("shm:           {}\nsocket:        {}\nstate file:    {}\n",
                    st.value("shm_path", std::string()), st.value("socket", std::string()),
                    st.value("state_file", std::string()));

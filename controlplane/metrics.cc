@@ -36,6 +36,9 @@ std::string render_metrics(const metrics_input& in) {
   o += fmt::format("sluice_publish_total {}\n", in.publishes->count);
   head(o, "sluice_publish_failures_total", "counter", "publications that failed or timed out");
   o += fmt::format("sluice_publish_failures_total {}\n", in.publishes->failures);
+  head(o, "sluice_soft_state_updates_total", "counter",
+       "response-time hints and slow-start weights written in place (no publication)");
+  o += fmt::format("sluice_soft_state_updates_total {}\n", in.publishes->soft_updates);
   head(o, "sluice_publish_latency_seconds_last", "gauge",
        "publish to all-workers-acknowledged time of the last publication");
   o += fmt::format("sluice_publish_latency_seconds_last {:.6f}\n", in.publishes->last_ms / 1e3);
@@ -67,6 +70,17 @@ std::string render_metrics(const metrics_input& in) {
     for (const auto& w : k.workers)
       o += fmt::format("{}{{worker=\"{}\"}} {}\n", name, w.worker, w.counters[i]);
   }
+  // Whether steering works on this NIC: 0 for DSR and nat with hardware RSS
+  // or rte_flow, about (n-1)/n of dnat's packets with software handoff.
+  head(o, "sluice_worker_handoff_ratio", "gauge",
+       "share of the worker's received packets handed to another worker since the dataplane "
+       "started (handoff_out / rx_packets)");
+  for (const auto& w : k.workers)
+    o += fmt::format("sluice_worker_handoff_ratio{{worker=\"{}\"}} {:.6f}\n", w.worker,
+                     handoff_fraction(w.counters));
+  head(o, "sluice_handoff_ratio", "gauge",
+       "share of all received packets handed to another worker since the dataplane started");
+  o += fmt::format("sluice_handoff_ratio {:.6f}\n", handoff_fraction(k.worker));
 
   struct svc_field {
     const char* name;

@@ -30,6 +30,9 @@ po::options_description make_description() {
      "(default: default)")
     ("shm-path", po::value<std::string>()->value_name("PATH"),
      "shared-memory object path, overrides the one derived from --instance")
+    ("flow-snapshot", po::value<std::string>()->value_name("PATH"),
+     "hitless restart: adopt the flows saved in PATH (then remove it) before taking traffic, "
+     "and save every flow there on a clean stop (SIGINT/SIGTERM)")
     ("port", po::value<std::string>()->value_name("P"),
      "one-armed layout: DPDK port id used for clients and backends")
     ("client-port", po::value<std::string>()->value_name("P"),
@@ -192,6 +195,11 @@ result<dataplane_options> parse_dataplane_options(int argc, const char* const* a
     if (v->empty())
       return bad("shm-path", *v, "expected a path");
     o.shm_path = *v;
+  }
+  if (auto v = get<std::string>(vm, "flow-snapshot")) {
+    if (v->empty() || v->back() == '/')
+      return bad("flow-snapshot", *v, "expected a file path");
+    o.flow_snapshot = *v;
   }
 
   // Port layout.

@@ -24,7 +24,8 @@ struct dataplane_options {
   bool help = false; // --help: print usage and exit 0
 
   std::string instance = "default";
-  std::string shm_path; // empty: shm_region::default_path(instance)
+  std::string shm_path;      // empty: shm_region::default_path(instance)
+  std::string flow_snapshot; // empty: flows are not saved on stop nor adopted on start
 
   // Port layout: one-armed (--port) or two-armed (--client-port/--backend-port).
   bool two_armed = false;
