@@ -32,8 +32,9 @@ inline constexpr uint16_t version_major = 1;
 // Minor 1: schedulers, sh/lrt fields. Minor 2: per-state flow timeouts
 // (syn_recv, time_wait, closed, udp_unanswered, adopted) at offsets 72..91;
 // new-flow defence at 96..127 (service) and 36..43 (backend); backend_counters
-// grew to 128 bytes. Minor 3: the backend soft-state array (backend_soft,
-// header.soft_offset) after the statistics.
+// grew to 128 bytes. Minor 3: backend_counters::inactive_flows at 80 (a
+// gauge taken from the reserved words) and the backend soft-state array
+// (backend_soft, header.soft_offset) after the statistics.
 inline constexpr uint16_t version_minor = 3;
 inline constexpr uint32_t cache_line = 64;
 
@@ -309,10 +310,15 @@ struct backend_counters {
   // Since minor 2 (the struct grew from 64 to 128 bytes).
   uint64_t nat_port_exhausted; // nat: new flows refused, no free local port for this backend
   uint64_t conn_limited;       // new flows that found this backend at its connection cap
-  uint64_t reserved[6];
+  // Since minor 3. Gauge: flows held in fin, last_ack, time_wait or closed
+  // (IPVS InActConn); a flow is in exactly one of active_flows and this.
+  uint64_t inactive_flows;
+  uint64_t reserved[5];
 };
 static_assert(sizeof(backend_counters) == 128);
 static_assert(offsetof(backend_counters, nat_port_exhausted) == 64);
+static_assert(offsetof(backend_counters, conn_limited) == 72);
+static_assert(offsetof(backend_counters, inactive_flows) == 80);
 
 // Since minor 3: soft state of a backend slot, outside the double-buffered
 // tables. Values that change often (the health checks' response-time hint, the

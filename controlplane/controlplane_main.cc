@@ -374,6 +374,8 @@ int run(const options& o) {
   hooks.reload = [&] { reload_config(o, state, caps); };
   stall_logger stalls(log);
   bool dp_was_alive = dataplane_alive(region.value());
+  uint32_t steer_prog = 0, steer_ticks = 0;
+  std::string steer_error;
   hooks.tick = [&] {
     pub.heartbeat();
     stalls.update(watch_workers(region.value(), monotonic_ns(), o.stall_ms));
@@ -385,6 +387,19 @@ int run(const options& o) {
     }
     health.tick(&region.value(), &pub.builder());
     ha.tick(state, region.value(), pub);
+    // A restarted dataplane (hitless restart) attaches a new vip_steer with
+    // empty maps: refill them within 200 ms.
+    if (!o.steer.iface.empty() && ++steer_ticks % 4 == 0) {
+      const uint32_t before = steer_prog;
+      auto r = steer_refill_if_new(o.steer, state.effective(state.desired()), steer_prog);
+      const std::string err = r ? std::string() : r.error_message();
+      if (!err.empty() && err != steer_error)
+        log(fmt::format("vip_steer on {} not refilled: {}", o.steer.iface, err));
+      steer_error = err;
+      if (r && *r && before != 0)
+        log(fmt::format("vip_steer on {}: new program {} (dataplane restarted): maps refilled",
+                        o.steer.iface, steer_prog));
+    }
   };
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
   server_options so;

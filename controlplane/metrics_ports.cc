@@ -105,6 +105,13 @@ std::string render_port_metrics(const port_stats_snapshot& snap, const json* ste
     for (const auto& p : list)
       o += fmt::format("sluice_port_info{{{},driver=\"{}\",role=\"{}\"}} 1\n", port_labels(p),
                        esc(p.value("driver", std::string())), esc(p.value("role", std::string())));
+    head(o, "sluice_port_steering_info", "gauge",
+         "how packets reach their owner worker: steering none|hardware-rss|software, "
+         "dnat_steering none|rte_flow|handoff (always 1)");
+    for (const auto& p : list)
+      o += fmt::format("sluice_port_steering_info{{{},steering=\"{}\",dnat_steering=\"{}\"}} 1\n",
+                       port_labels(p), esc(p.value("steering", std::string("unknown"))),
+                       esc(p.value("dnat_steering", std::string("unknown"))));
     for (const auto& f : port_fields) {
       const std::string name = std::string("sluice_port_") + f.metric;
       head(o, name, "counter", f.help);

@@ -6,6 +6,7 @@
 #include "config_diff.h"
 #include "config_load.h"
 #include "config_validate.h"
+#include "issue_naming.h"
 #include "scheduler_names.h"
 
 namespace sluice::cp {
@@ -52,6 +53,7 @@ result<change_result> cp_state::commit(cp_config next, bool dry_run, bool force)
   std::vector<located_issue> issues;
   for (auto& i : validate_config(next, caps_))
     issues.push_back({0, i});
+  name_issue_paths(issues, next);
   if (!issues.empty())
     return make_error(format_issues("", std::move(issues)));
   change_result r;

@@ -256,6 +256,12 @@ public:
     return shm_->backend_stats(0)[slot];
   }
   shm_region& shm() { return *shm_; }
+  // Worker `w`'s pipeline with its clock at `at_s` and the current generation
+  // loaded (flow hand-over: export_flows, adopt_flows).
+  dp::pipeline& worker(uint16_t w, double at_s = 0) {
+    pl_.at(w)->begin_burst(base_tsc_ + uint64_t(at_s * double(rte_get_tsc_hz())));
+    return *pl_.at(w);
+  }
 
 private:
   std::string path_;

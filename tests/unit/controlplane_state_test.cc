@@ -122,7 +122,7 @@ TEST_CASE("refused changes leave everything as it was") {
   r = st.add_service(dup);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error_message() ==
-        "services[1]: duplicate service tcp 192.0.2.10:80 (also service 'web')");
+        "service web2: duplicate service tcp 192.0.2.10:80 (also service 'web')");
 
   w.fail_publish = true;
   r = st.set_weight("web", ref("10.0.0.11"), 9);
