@@ -13,6 +13,7 @@
 #include "conns_query.h"
 #include "dataplane_telemetry.h"
 #include "input_limits.h"
+#include "issue_naming.h"
 #include "json_tree.h"
 #include "log.h"
 #include "port_stats_query.h"
@@ -66,9 +67,14 @@ backend_ref ref_of(const json& req) {
   return backend_ref{*addr, uint16_t(int_field(req, "port", 0, 65535, 0))};
 }
 
-void throw_issues(const decode_result& d) {
-  if (!d.issues.empty())
-    throw request_error{format_issues("", d.issues)};
+// Decoding problems of one service or backend from the API, named by what
+// the request carried (its name, its address) rather than by field path.
+template <typename T>
+void throw_issues(decode_result d, const T& decoded, const std::string& root) {
+  if (d.issues.empty())
+    return;
+  name_issue_paths(d.issues, decoded, root);
+  throw request_error{format_issues("", d.issues)};
 }
 
 json answer(const result<change_result>& r) {
@@ -89,6 +95,7 @@ json counters_json(const abi::service_counters& c) {
           {"reply_bytes", c.reply_bytes},
           {"connections", c.new_flows},
           {"no_backend", c.no_backend},
+          {"limited", c.limited},
           {"active_flows", c.active_flows}};
 }
 
@@ -97,9 +104,12 @@ json counters_json(const abi::backend_counters& c) {
           {"bytes", c.bytes},
           {"connections", c.new_flows},
           {"active_flows", c.active_flows},
+          {"inactive_flows", c.inactive_flows},
           {"syn_unanswered", c.syn_unanswered},
           {"rst_from_backend", c.rst_from_backend},
-          {"icmp_unreachable", c.icmp_unreachable}};
+          {"icmp_unreachable", c.icmp_unreachable},
+          {"nat_port_exhausted", c.nat_port_exhausted},
+          {"conn_limited", c.conn_limited}};
 }
 
 } // namespace
@@ -216,7 +226,7 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
   }
   if (cmd == "service.add") {
     named_service s;
-    throw_issues(decode_service(to_tree(need(req, "service")), "service", s));
+    throw_issues(decode_service(to_tree(need(req, "service")), "service", s), s, "service");
     return answer(st.add_service(std::move(s)));
   }
   if (cmd == "service.del")
@@ -233,7 +243,7 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
     for (auto it = fields.begin(); it != fields.end(); ++it)
       merged[it.key()] = it.value();
     named_service s;
-    throw_issues(decode_service(to_tree(merged), "service", s));
+    throw_issues(decode_service(to_tree(merged), "service", s), s, "service");
     return answer(st.set_service(name, std::move(s)));
   }
   if (cmd == "backend.list") {
@@ -248,7 +258,7 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
   }
   if (cmd == "backend.add") {
     backend_config b;
-    throw_issues(decode_backend(to_tree(need(req, "backend")), "backend", b));
+    throw_issues(decode_backend(to_tree(need(req, "backend")), "backend", b), b, "backend");
     return answer(st.add_backend(need_string(req, "service"), b));
   }
   if (cmd == "backend.del")
@@ -313,6 +323,7 @@ json api_handler::status() {
   if (ctx_.publishes)
     a["publish"] = {{"count", ctx_.publishes->count},
                     {"failures", ctx_.publishes->failures},
+                    {"soft_updates", ctx_.publishes->soft_updates},
                     {"last_ms", ctx_.publishes->last_ms},
                     {"max_ms", ctx_.publishes->max_ms}};
   if (!ctx_.region)
@@ -327,19 +338,41 @@ json api_handler::status() {
                     {"alive", dp},
                     {"workers", load_relaxed(h->procs.dp_workers)},
                     {"heartbeat_age_s", dp_hb && now > dp_hb ? double(now - dp_hb) / 1e9 : -1.0}};
+  // Raw counters since the dataplane started (not `zero`'s baseline): the
+  // handoff share says whether steering works on this NIC.
+  counter_snapshot snap;
+  if (ctx_.pub)
+    snap = read_counters(*ctx_.region, ctx_.pub->builder(), ctx_.state->desired());
+  auto counters_of = [&](uint32_t worker) -> const counter_snapshot::per_worker* {
+    for (const auto& w : snap.workers)
+      if (w.worker == worker)
+        return &w;
+    return nullptr;
+  };
   json workers = json::array(), stalled = json::array();
   for (const auto& l : watch_workers(*ctx_.region, now, ctx_.stall_ms)) {
     const auto* ack = ctx_.region->worker_ack(l.worker);
     const uint64_t acked = load_acquire(ack->acked_generation);
-    workers.push_back({{"worker", l.worker},
-                       {"lcore", load_relaxed(ack->lcore)},
-                       {"acked_generation", acked},
-                       {"in_sync", acked >= gen},
-                       {"heartbeat_age_s", l.heartbeat_age_s},
-                       {"stalled", l.stalled}});
+    json w = {{"worker", l.worker},
+              {"lcore", load_relaxed(ack->lcore)},
+              {"acked_generation", acked},
+              {"in_sync", acked >= gen},
+              {"heartbeat_age_s", l.heartbeat_age_s},
+              {"stalled", l.stalled}};
+    if (const auto* c = counters_of(l.worker)) {
+      w["rx_packets"] = c->counters[size_t(worker_counter::rx_packets)];
+      w["handoff_out"] = c->counters[size_t(worker_counter::handoff_out)];
+      w["handoff_in"] = c->counters[size_t(worker_counter::handoff_in)];
+      w["handoff_fraction"] = handoff_fraction(c->counters);
+    }
+    workers.push_back(w);
     if (l.stalled)
       stalled.push_back(l.worker);
   }
+  if (ctx_.pub)
+    a["handoff"] = {{"rx_packets", snap.worker[size_t(worker_counter::rx_packets)]},
+                    {"handoff_out", snap.worker[size_t(worker_counter::handoff_out)]},
+                    {"fraction", handoff_fraction(snap.worker)}};
   a["stalled_workers"] = stalled;
   a["workers"] = workers;
   a["lagging_workers"] = ctx_.pub ? ctx_.pub->lagging_workers(gen) : std::vector<uint32_t>{};
@@ -365,7 +398,11 @@ json api_handler::stats() {
     json s = counters_json(snap.services[i]);
     s["name"] = c.services[i].name;
     json bs = json::array();
+    // The dataplane keeps the inactive gauge per backend only: a service's
+    // is the sum of its backends'.
+    uint64_t inactive = 0;
     for (size_t j = 0; j < c.services[i].cfg.backends.size(); ++j) {
+      inactive += snap.backends[i][j].inactive_flows;
       json b = counters_json(snap.backends[i][j]);
       const auto& bc = c.services[i].cfg.backends[j];
       b["address"] = format_ip(bc.addr);
@@ -378,6 +415,7 @@ json api_handler::stats() {
       bs.push_back(b);
     }
     s["backends"] = bs;
+    s["inactive_flows"] = inactive;
     services.push_back(s);
   }
   a["services"] = services;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 
 #include "config_validate.h"
 #include "input_limits.h"
+#include "issue_naming.h"
 
 namespace sluice::cp {
 
@@ -33,11 +35,18 @@ std::string format_issues(const std::string& label, std::vector<located_issue> i
 
 std::vector<located_issue> all_issues(const decode_result& d, const abi::capacities& caps) {
   auto issues = d.issues;
-  // Semantic checks only on a tree that decoded cleanly: otherwise defaults
-  // left by a bad field would produce confusing follow-up errors.
-  if (issues.empty())
-    for (auto& i : validate_config(d.config, caps))
+  // Semantic checks on everything that decoded: a service with a decoding
+  // error is left out of them (defaults left by a bad field would produce
+  // confusing follow-up errors), every other one is checked in the same run.
+  validate_hints hints;
+  hints.lines = &d.lines;
+  for (const auto& i : d.issues)
+    if (i.what.path.rfind("services[", 0) == 0)
+      hints.undecoded.insert(std::strtoul(i.what.path.c_str() + 9, nullptr, 10));
+  if (issues.size() <= input_limits::max_issues)
+    for (auto& i : validate_config(d.config, caps, hints))
       issues.push_back({line_of(d.lines, i.path), i});
+  name_issue_paths(issues, d.config);
   return issues;
 }
 

@@ -1,6 +1,7 @@
 #include "ctl_args.h"
 
 #include <fmt/format.h>
+#include <set>
 #include <sstream>
 
 #include "config_model.h"
@@ -263,51 +264,89 @@ std::vector<std::string> split_words(const std::string& line) {
   return w;
 }
 
-result<json> restore_config(const std::string& text) {
+// As many as the daemon reports for a config (input_limits::max_issues).
+constexpr size_t max_restore_errors = 100;
+
+result<json> restore_config(const std::string& text, std::map<std::string, int>* service_lines) {
   json c = {{"services", json::array()}};
   std::istringstream in(text);
-  std::string line;
+  std::string line, errors;
+  std::set<std::string> refused; // services whose own line failed: no follow-up errors
+  size_t n_errors = 0;
   for (int n = 1; std::getline(in, line); ++n) {
     auto w = split_words(line);
     if (w.empty() || w[0][0] == '#')
       continue;
     auto fail = [&](const std::string& why) {
-      return make_error(fmt::format("line {}: {}: {}", n, why, line));
+      if (++n_errors <= max_restore_errors)
+        errors += fmt::format("{}line {}: {}: {}", errors.empty() ? "" : "\n", n, why, line);
     };
     if (w[0] == "limits") {
       po::options_description d;
       d.add_options()("flow-table-size", po::value<int64_t>())("maglev-size", po::value<int64_t>());
       auto vm = parse_opts(d, {w.begin() + 1, w.end()});
-      if (!vm)
-        return fail(vm.error_message());
+      if (!vm) {
+        fail(vm.error_message());
+        continue;
+      }
       if (vm->count("flow-table-size"))
         c["limits"]["flow_table_size"] = (*vm)["flow-table-size"].as<int64_t>();
       if (vm->count("maglev-size"))
         c["limits"]["maglev_size"] = (*vm)["maglev-size"].as<int64_t>();
     } else if (w.size() >= 3 && w[0] == "service" && w[1] == "add") {
       auto f = parse_service_fields({w.begin() + 3, w.end()});
-      if (!f)
-        return fail(f.error_message());
+      if (!f) {
+        fail(f.error_message());
+        refused.insert(w[2]);
+        continue;
+      }
       json s = f.value();
       s["name"] = w[2];
       s["backends"] = json::array();
       c["services"].push_back(s);
+      if (service_lines)
+        service_lines->emplace(w[2], n);
     } else if (w.size() >= 4 && w[0] == "backend" && w[1] == "add") {
       auto b = parse_backend_fields(w[3], {w.begin() + 4, w.end()});
-      if (!b)
-        return fail(b.error_message());
+      if (!b) {
+        fail(b.error_message());
+        continue;
+      }
       json* svc = nullptr;
       for (auto& s : c["services"])
         if (s["name"] == w[2])
           svc = &s;
-      if (!svc)
-        return fail(fmt::format("service '{}' is not added above", w[2]));
+      if (!svc) {
+        if (!refused.count(w[2]))
+          fail(fmt::format("service '{}' is not added above", w[2]));
+        continue;
+      }
       (*svc)["backends"].push_back(b.value());
     } else {
-      return fail("expected 'limits ...', 'service add ...' or 'backend add ...'");
+      fail("expected 'limits ...', 'service add ...' or 'backend add ...'");
     }
   }
+  if (n_errors > max_restore_errors)
+    errors += "\n(more errors not shown: fix these first)";
+  if (!errors.empty())
+    return make_error(errors);
   return c;
+}
+
+std::string locate_services(const std::string& error, const std::map<std::string, int>& lines) {
+  std::istringstream in(error);
+  std::string out;
+  for (std::string l; std::getline(in, l);) {
+    for (const auto& [name, n] : lines) {
+      const std::string head = "service " + name;
+      if (l.rfind(head, 0) == 0 && (l.size() == head.size() || l[head.size()] == ':')) {
+        l.insert(head.size(), fmt::format(" (line {})", n));
+        break;
+      }
+    }
+    out += (out.empty() ? "" : "\n") + l;
+  }
+  return out;
 }
 
 } // namespace sluice::ctl

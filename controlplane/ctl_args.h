@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -26,8 +27,13 @@ result<nlohmann::json> parse_backend_fields(const std::string& addr,
 // `save`: the config (API "config" object) as commands, one per line.
 std::string save_text(const nlohmann::json& config);
 // `restore`: those lines back into a config object (for `apply`). Blank lines
-// and lines starting with '#' are ignored.
-result<nlohmann::json> restore_config(const std::string& text);
+// and lines starting with '#' are ignored. Every bad line is reported in one
+// error ("line N: ..." each); `service_lines` (when given) receives the line
+// of each `service add`, so the daemon's errors can be pointed back at it.
+result<nlohmann::json> restore_config(const std::string& text,
+                                      std::map<std::string, int>* service_lines = nullptr);
+// "service NAME: ..." lines of a daemon error become "service NAME (line N): ...".
+std::string locate_services(const std::string& error, const std::map<std::string, int>& lines);
 
 std::vector<std::string> split_words(const std::string& line);
 

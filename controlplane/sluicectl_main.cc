@@ -44,13 +44,11 @@ struct context {
 };
 
 int fail(const std::string& msg) {
-  // One line: multi-line daemon errors (a config with several problems) are
-  // joined with "; ".
-  std::string one = msg;
-  for (auto& c : one)
-    if (c == '\n')
-      c = ';';
-  std::fprintf(stderr, "sluicectl: %s\n", one.c_str());
+  // One line per problem (a config with several mistakes lists them all),
+  // each prefixed so that it reads alone in a log.
+  std::istringstream in(msg);
+  for (std::string line; std::getline(in, line);)
+    std::fprintf(stderr, "sluicectl: %s\n", line.c_str());
   return 1;
 }
 
@@ -59,14 +57,20 @@ void print(const std::string& s) {
 }
 
 // Prints a change's answer: the diff (or the JSON answer with --json).
-int change(context& c, const json& req) {
+// `locate` (when set) rewrites a refusal before it is printed.
+int change(context& c, const json& req,
+           const std::function<std::string(const std::string&)>& locate = {}) {
   auto a = c.client->call_raw(req);
   if (!a)
     return fail(a.error_message());
   if (c.json_out)
     print(a->dump(2) + "\n");
-  if (!a->value("ok", false))
-    return c.json_out ? 1 : fail(a->value("error", std::string("request failed")));
+  if (!a->value("ok", false)) {
+    if (c.json_out)
+      return 1;
+    const std::string e = a->value("error", std::string("request failed"));
+    return fail(locate ? locate(e) : e);
+  }
   if (!c.json_out) {
     for (const auto& d : a->value("diff", json::array()))
       print(d.get<std::string>() + "\n");
@@ -334,11 +338,13 @@ po::options_description restore_options() {
 
 int cmd_restore(context& c) {
   auto p = parse_cmd(c.args, restore_options(), 0, "sluicectl restore [-f FILE] [--dry-run]");
-  auto cfg = restore_config(read_all(p.vm.count("file") ? p.vm["file"].as<std::string>() : "-"));
+  std::map<std::string, int> lines;
+  auto cfg =
+      restore_config(read_all(p.vm.count("file") ? p.vm["file"].as<std::string>() : "-"), &lines);
   if (!cfg)
     return fail(cfg.error_message());
   json req = {{"cmd", "apply"}, {"config", cfg.value()}, {"dry_run", p.vm["dry-run"].as<bool>()}};
-  return change(c, req);
+  return change(c, req, [&](const std::string& e) { return locate_services(e, lines); });
 }
 
 int cmd_zero(context& c) {

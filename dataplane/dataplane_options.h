@@ -55,6 +55,11 @@ struct dataplane_options {
   uint32_t idle_sleep_max_us = 1000; // up to this (idle_sleep_us..100000)
 
   uint32_t stats_interval_ms = 0; // 0: no periodic stats
+
+  // New flows per second for the whole balancer and its bucket depth (0:
+  // unlimited; burst 0: the rate); pipeline_config::new_flow_budget.
+  uint32_t new_flow_budget = 0;
+  uint32_t new_flow_budget_burst = 0;
 };
 
 inline constexpr int exit_usage = 2;

@@ -55,40 +55,64 @@ result<void> flow_table<Key>::init(const char* name, uint32_t capacity, uint64_t
 }
 
 template <typename Key>
-void flow_table<Key>::lookup_bulk(const Key** keys, uint32_t n, int32_t* positions) const {
-  uint64_t h[64];
-  uint32_t done = 0;
-  while (done < n) {
+void flow_table<Key>::lookup_bulk(const Key** keys, uint32_t n, int32_t* positions,
+                                  uint64_t* hashes) const {
+  for (uint32_t done = 0; done < n; done += 64) {
     uint32_t m = n - done < 64 ? n - done : 64;
     const Key** k = keys + done;
     int32_t* pos = positions + done;
+    uint64_t* h = hashes + done;
+    // Stage 1: hash, fetch the first bucket.
     for (uint32_t i = 0; i < m; ++i) {
       h[i] = hash(*k[i]);
-      prefetch(h[i]);
+      __builtin_prefetch(&buckets_[bucket1(h[i])]);
     }
-    // Stage 2: the records whose signature matches, in either bucket (a key
-    // lives in its second bucket about half the time).
+    // Stage 2: the records whose signature matches in the first bucket; the
+    // second bucket only for keys without one there.
+    uint64_t second = 0;
+    for (uint32_t i = 0; i < m; ++i)
+      if (!prefetch_matches(bucket1(h[i]), sig_of(h[i]))) {
+        second |= uint64_t(1) << i;
+        __builtin_prefetch(&buckets_[bucket2(h[i])]);
+      }
+    for (uint64_t r = second; r; r &= r - 1) {
+      uint32_t i = uint32_t(__builtin_ctzll(r));
+      prefetch_matches(bucket2(h[i]), sig_of(h[i]));
+    }
+    // Stage 3: compare keys; start what the caller reads next.
     for (uint32_t i = 0; i < m; ++i) {
-      uint16_t s = sig_of(h[i]);
-      for (uint32_t bi : {bucket1(h[i]), bucket2(h[i])}) {
-        const flow_bucket& b = buckets_[bi];
-        for (uint32_t w = 0; w < ways; ++w)
-          if (b.sig[w] == s)
-            __builtin_prefetch(&records_[bi * ways + w]);
+      int32_t p = lookup(*k[i], h[i]);
+      pos[i] = p;
+      if (p >= 0) {
+        const flow_entry& e = records_[p].e;
+        if (e.kind == flow_kind::reply) {
+          __builtin_prefetch(&records_[e.peer], 1);
+          __builtin_prefetch(&buckets_[e.peer / ways], 1);
+        }
+      } else {
+        int32_t f = free_way(bucket1(h[i]), bucket2(h[i]));
+        if (f >= 0)
+          __builtin_prefetch(&records_[f], 1);
       }
     }
-    for (uint32_t i = 0; i < m; ++i)
-      pos[i] = lookup(*k[i], h[i]);
-    done += m;
   }
 }
 
-template <typename Key>
-flow_slot flow_table<Key>::find_slot(uint64_t h, uint32_t now_ms, int32_t keep) const {
-  uint32_t bi[2] = {bucket1(h), bucket2(h)};
-  // A free way of the emptier bucket keeps both lightly and evenly loaded.
+template <typename Key> bool flow_table<Key>::prefetch_matches(uint32_t bi, uint16_t s) const {
+  const flow_bucket& b = buckets_[bi];
+  bool any = false;
+  for (uint32_t w = 0; w < ways; ++w)
+    if (b.sig[w] == s) {
+      __builtin_prefetch(&records_[bi * ways + w]);
+      any = true;
+    }
+  return any;
+}
+
+template <typename Key> int32_t flow_table<Key>::free_way(uint32_t b1, uint32_t b2) const {
   int32_t free_pos[2] = {-1, -1};
   uint32_t used_n[2] = {0, 0};
+  uint32_t bi[2] = {b1, b2};
   for (int j = 0; j < 2; ++j) {
     const flow_bucket& b = buckets_[bi[j]];
     for (uint32_t w = 0; w < ways; ++w) {
@@ -99,11 +123,23 @@ flow_slot flow_table<Key>::find_slot(uint64_t h, uint32_t now_ms, int32_t keep) 
         ++used_n[j];
       }
     }
+    // The first bucket while it has room to spare: lookups then rarely need
+    // the second one.
+    if (j == 0 && used_n[0] < first_bucket_share)
+      return free_pos[0];
   }
-  if (free_pos[0] >= 0 || free_pos[1] >= 0) {
-    int j = free_pos[0] < 0 ? 1 : free_pos[1] < 0 ? 0 : (used_n[1] < used_n[0] ? 1 : 0);
-    return {free_pos[j], true, evict_class::expired, -1};
-  }
+  if (free_pos[0] < 0)
+    return free_pos[1];
+  if (free_pos[1] < 0)
+    return free_pos[0];
+  return used_n[1] < used_n[0] ? free_pos[1] : free_pos[0];
+}
+
+template <typename Key>
+flow_slot flow_table<Key>::find_slot(uint64_t h, uint32_t now_ms, int32_t keep) const {
+  uint32_t bi[2] = {bucket1(h), bucket2(h)};
+  if (int32_t f = free_way(bi[0], bi[1]); f >= 0)
+    return {f, true, evict_class::expired, -1};
   // Both full: the lowest class, then the nearest deadline; and the best
   // unconfirmed entry as the alternative to a half-open victim.
   flow_slot best;

@@ -18,18 +18,6 @@ enum class burst_action : uint8_t { done, arp, icmp4, icmp6, ip4, ip6 };
 
 } // namespace
 
-template <bool V6, typename Key>
-void pipeline_impl::lookup_flows(const Key** keys, uint32_t n, int32_t* pos) {
-  auto& ft = table<V6>();
-  ft.lookup_bulk(keys, n, pos);
-  // The lookup leaves every hit's bucket and record in cache; a reply entry
-  // (NAT modes) also needs its forward record, fetched for the whole burst
-  // before any is touched.
-  for (uint32_t j = 0; j < n; ++j)
-    if (pos[j] >= 0 && ft.entry(pos[j]).kind == flow_kind::reply)
-      rte_prefetch0(ft.record_ptr(int32_t(ft.entry(pos[j]).peer)));
-}
-
 void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_handoff,
                             burst_output& out) {
   const flow_key4* keys4[max_burst];
@@ -40,6 +28,7 @@ void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_hand
   burst_action act[max_burst];
   uint8_t slot[max_burst]; // index into the family's key/position arrays
   int32_t pos4[max_burst], pos6[max_burst];
+  uint64_t th4[max_burst], th6[max_burst]; // table hashes, for inserts and re-lookups
   uint32_t n4 = 0, n6 = 0;
   uint64_t rx_bytes = 0;
   if (n > max_burst)
@@ -115,11 +104,12 @@ void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_hand
     counter_add(ctr_->worker[size_t(worker_counter::rx_bytes)], rx_bytes);
   }
 
-  // Pass 2: one bulk lookup per family.
+  // Pass 2: one bulk lookup per family (it also prefetches what pass 3 reads
+  // next: a reply's forward record, a new flow's way).
   if (n4)
-    lookup_flows<false>(keys4, n4, pos4);
+    ft4_.lookup_bulk(keys4, n4, pos4, th4);
   if (n6)
-    lookup_flows<true>(keys6, n6, pos6);
+    ft6_.lookup_bulk(keys6, n6, pos6, th6);
 
   // Pass 3: arrival order. Earlier packets of this burst may have created or
   // removed flows: a miss may now hit, and after a removal any position may
@@ -142,15 +132,15 @@ void pipeline_impl::process(rte_mbuf** pkts, uint16_t n, side rx, bool from_hand
     case burst_action::ip4: {
       int32_t& pos = pos4[slot[i]];
       if (table_deleted_ || (table_added_ && pos < 0))
-        pos = ft4_.lookup(k4[slot[i]]);
-      handle_ip<false>(m, pp[i], pos, rx, out);
+        pos = ft4_.lookup(k4[slot[i]], th4[slot[i]]);
+      handle_ip<false>(m, pp[i], pos, th4[slot[i]], rx, out);
       break;
     }
     case burst_action::ip6: {
       int32_t& pos = pos6[slot[i]];
       if (table_deleted_ || (table_added_ && pos < 0))
-        pos = ft6_.lookup(k6[slot[i]]);
-      handle_ip<true>(m, pp[i], pos, rx, out);
+        pos = ft6_.lookup(k6[slot[i]], th6[slot[i]]);
+      handle_ip<true>(m, pp[i], pos, th6[slot[i]], rx, out);
       break;
     }
     }

@@ -113,17 +113,19 @@ public:
   bool table_deleted_ = false; // a flow was removed during this burst's handling
 
   // --- parse and dispatch (pipeline_burst.cc) ---
-  template <bool V6, typename Key> void lookup_flows(const Key** keys, uint32_t n, int32_t* pos);
-
   // --- classify and look up (pipeline_lookup.cc) ---
+  // `th` is the flow key's table hash (from the bulk lookup).
   template <bool V6>
-  void handle_ip(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
+  void handle_ip(rte_mbuf* m, const parsed_packet& p, int32_t pos, uint64_t th, side rx,
+                 burst_output& out);
   template <bool V6>
-  void handle_miss(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out);
+  void handle_miss(rte_mbuf* m, const parsed_packet& p, uint64_t th, side rx, burst_output& out);
   template <bool V6>
-  void new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, side rx, burst_output& out);
+  void new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, uint64_t th, side rx,
+                burst_output& out);
   template <bool V6>
-  void forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx, burst_output& out);
+  void forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, uint64_t th, side rx,
+                    burst_output& out);
 
   // --- flow state (pipeline_tcp_state.cc), applying tcp_fsm.h ---
   // Moves the flow at forward position `fpos` to `t`: timeout, eviction class

@@ -13,18 +13,19 @@ namespace sluice::dp {
 using abi::fwd_mode;
 
 template <bool V6>
-void pipeline_impl::handle_ip(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx,
-                              burst_output& out) {
+void pipeline_impl::handle_ip(rte_mbuf* m, const parsed_packet& p, int32_t pos, uint64_t th,
+                              side rx, burst_output& out) {
   if (pos < 0)
-    return handle_miss<V6>(m, p, rx, out);
+    return handle_miss<V6>(m, p, th, rx, out);
   const flow_entry& e = table<V6>().entry(pos);
   if (e.kind == flow_kind::reply)
     return reply_flow<V6>(m, p, pos, out);
-  forward_flow<V6>(m, p, pos, rx, out);
+  forward_flow<V6>(m, p, pos, th, rx, out);
 }
 
 template <bool V6>
-void pipeline_impl::handle_miss(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out) {
+void pipeline_impl::handle_miss(rte_mbuf* m, const parsed_packet& p, uint64_t th, side rx,
+                                burst_output& out) {
   const uint8_t* l3 = rte_pktmbuf_mtod(m, const uint8_t*) + p.l3_off;
   uint8_t vip[16];
   if constexpr (V6) {
@@ -36,11 +37,11 @@ void pipeline_impl::handle_miss(rte_mbuf* m, const parsed_packet& p, side rx, bu
   int32_t svc = view_.find_service(vip, rte_be_to_cpu_16(p.dport), p.proto);
   if (svc < 0)
     return drop(m, drop_reason::not_for_us, out);
-  new_flow<V6>(m, p, svc, rx, out);
+  new_flow<V6>(m, p, svc, th, rx, out);
 }
 
 template <bool V6>
-void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, side rx,
+void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, uint64_t th, side rx,
                              burst_output& out) {
   const abi::service_entry& s = view_.services[svc];
   const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
@@ -101,7 +102,6 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
   const bool nat_mode = mode == fwd_mode::nat || mode == fwd_mode::dnat;
   // DSR needs no state for correctness (Maglev picks the same backend for the
   // same flow): it never evicts an established flow, it goes untracked.
-  uint64_t th = ft.hash(key);
   int32_t pos = take_slot<V6>(th, nat_mode, -1);
   if (pos < 0) {
     if (nat_mode)
@@ -193,8 +193,8 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, s
 }
 
 template <bool V6>
-void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, side rx,
-                                 burst_output& out) {
+void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t pos, uint64_t th,
+                                 side rx, burst_output& out) {
   auto& ft = table<V6>();
   flow_entry& e = ft.entry(pos);
   const abi::backend_entry& be = view_.backends[e.backend];
@@ -213,7 +213,7 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
     if (stale)
       count(worker_counter::flows_stale);
     release_flow<V6>(pos, is_expired && !stale);
-    return handle_miss<V6>(m, p, rx, out);
+    return handle_miss<V6>(m, p, th, rx, out);
   }
   if (e.synproxy == synproxy_backend_syn && !(p.tcp_flags & tcp_rst)) [[unlikely]]
     return drop(m, drop_reason::synproxy_pending, out);
@@ -222,9 +222,9 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
   to_backend<V6>(m, p, e.backend, e.mode, e.hash, &e, s, rx, out);
 }
 
-template void pipeline_impl::handle_ip<false>(rte_mbuf*, const parsed_packet&, int32_t, side,
-                                              burst_output&);
-template void pipeline_impl::handle_ip<true>(rte_mbuf*, const parsed_packet&, int32_t, side,
-                                             burst_output&);
+template void pipeline_impl::handle_ip<false>(rte_mbuf*, const parsed_packet&, int32_t, uint64_t,
+                                              side, burst_output&);
+template void pipeline_impl::handle_ip<true>(rte_mbuf*, const parsed_packet&, int32_t, uint64_t,
+                                             side, burst_output&);
 
 } // namespace sluice::dp

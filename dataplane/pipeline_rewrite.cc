@@ -123,7 +123,10 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
   const flow_entry& r = ft.entry(rpos);
   int32_t fpos = int32_t(r.peer);
   flow_entry& e = ft.entry(fpos);
-  if (!ft.used(fpos) || e.kind != flow_kind::forward)
+  // A forward entry and its reply entry are erased together (release_flow),
+  // so the link names a live flow; checked on the record, whose line the bulk
+  // lookup has fetched, not on the bucket.
+  if (e.kind != flow_kind::forward || e.peer != uint32_t(rpos) + 1)
     return drop(m, drop_reason::reply_no_flow, out);
   const abi::backend_entry& be = view_.backends[e.backend];
   bool stale = !backend_holds(be, e);

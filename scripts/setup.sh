@@ -13,6 +13,7 @@ packages=(
   ethtool iproute2 clang-format libyaml-cpp-dev nlohmann-json3-dev bird2
   python3-yaml lua5.4
   wrk # scripts/bench-backoff.sh, scripts/bench-e2e.sh
+  systemd util-linux # tests/integration/systemd_units_test.py (systemd-analyze, setpriv)
 )
 min_hugepages=512
 hugepage_dir=/sys/kernel/mm/hugepages/hugepages-2048kB

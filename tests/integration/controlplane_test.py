@@ -83,17 +83,17 @@ services:
 BAD = {
     "malformed.yaml": ("services: [\n  - {name: x\n", "malformed.yaml:2:3: malformed YAML"),
     "unknown.yaml": ("services:\n  - name: a\n    vip: 192.0.2.1\n    port: 80\n    colour: red\n",
-                     "unknown.yaml:5: services[0].colour: unknown field"),
+                     "unknown.yaml:5: service a: colour: unknown field"),
     "duplicate.yaml": ("services:\n  - {name: a, vip: 192.0.2.1, port: 80}\n"
                        "  - {name: a, vip: 192.0.2.2, port: 80}\n",
-                       "duplicate.yaml:3: services[1].name: duplicate service name 'a' "
-                       "(also service #1: tcp 192.0.2.1:80)"),
+                       "duplicate.yaml:3: service a: name: duplicate service name 'a' "
+                       "(also tcp 192.0.2.1:80 at line 2)"),
     "address.yaml": ("services:\n  - {name: a, vip: 192.0.2.300, port: 80}\n",
-                     "address.yaml:2: services[0].vip: must be an IPv4 or IPv6 address, "
+                     "address.yaml:2: service a: vip: must be an IPv4 or IPv6 address, "
                      "got '192.0.2.300'"),
     "weight.yaml": ("services:\n  - name: a\n    vip: 192.0.2.1\n    port: 80\n    backends:\n"
                     "      - {address: 10.0.0.1, weight: -1}\n",
-                    "weight.yaml:6: services[0].backends[0].weight: must be 0..65535, got -1"),
+                    "weight.yaml:6: service a: backend 10.0.0.1:80: weight: must be 0..65535, got -1"),
 }
 
 

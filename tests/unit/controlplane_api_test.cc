@@ -76,10 +76,10 @@ TEST_CASE("service.add decodes like a config file") {
                      {"proto", "udp"},
                      {"backends", {{{"address", "10.0.0.5"}, {"weight", 70000}}}}}}});
   CHECK(a["ok"] == false);
-  CHECK(a["error"] == "service.backends[0].weight: must be 0..65535, got 70000");
+  CHECK(a["error"] == "service dns: backend 10.0.0.5:53: weight: must be 0..65535, got 70000");
   a = f.call({{"cmd", "service.add"},
               {"service", {{"name", "dns"}, {"vip", "192.0.2.53"}, {"port", 53}, {"color", 1}}}});
-  CHECK(contains(a["error"], "service.color: unknown field"));
+  CHECK(contains(a["error"], "service dns: color: unknown field"));
   CHECK(f.publishes == 1);
   a = f.call(
       {{"cmd", "service.add"},
@@ -99,7 +99,7 @@ TEST_CASE("service.set merges fields; apply validates with the file name") {
   a = f.call({{"cmd", "apply"},
               {"file", "new.yaml"},
               {"yaml", "services:\n  - {name: web, vip: 192.0.2.10, port: 99999}\n"}});
-  CHECK(a["error"] == "new.yaml:2: services[0].port: must be 1..65535, got 99999");
+  CHECK(a["error"] == "new.yaml:2: service web: port: must be 1..65535, got 99999");
   a = f.call({{"cmd", "apply"},
               {"dry_run", true},
               {"yaml", "services:\n  - {name: web, vip: 192.0.2.10, port: 80, mode: dnat}\n"}});

@@ -80,72 +80,74 @@ TEST_CASE("a valid config loads with its values and defaults") {
 TEST_CASE("errors name file, line and field path") {
   std::string y = good;
   y.replace(y.find("weight: 3"), 9, "weight: -1");
-  CHECK(errors_of(y) == "t.yaml:14: services[0].backends[0].weight: must be 0..65535, got -1");
+  CHECK(errors_of(y) ==
+        "t.yaml:14: service web: backend 10.0.0.11:80: weight: must be 0..65535, got -1");
 
   y = good;
   y.replace(y.find("    proto: tcp"), 14, "    colour: red");
   CHECK(errors_of(y) ==
-        "t.yaml:9: services[0].colour: unknown field (expected one of: name, vip, port, proto, "
+        "t.yaml:9: service web: colour: unknown field (expected one of: name, vip, port, proto, "
         "mode, scheduler, hash_src, sh_prefix4, sh_prefix6, sh_timeout, timeouts, gue_port, "
         "on_backend_down, health, defence, announce, quorum, backends)");
 
   y = good;
   y.replace(y.find("10.0.0.12"), 9, "10.0.0.300");
   CHECK(errors_of(y) ==
-        "t.yaml:15: services[0].backends[1].address: must be an IPv4 or IPv6 address, got "
+        "t.yaml:15: service web: backend #2: address: must be an IPv4 or IPv6 address, got "
         "'10.0.0.300'");
 
   y = good;
   y.replace(y.find("mode: nat"), 9, "mode: dsr-foo");
-  CHECK(errors_of(y) == "t.yaml:10: services[0].mode: must be one of nat, dnat, dsr-l2, dsr-ipip, "
+  CHECK(errors_of(y) == "t.yaml:10: service web: mode: must be one of nat, dnat, dsr-l2, dsr-ipip, "
                         "dsr-gue, got 'dsr-foo'");
 
   y = good;
   y.replace(y.find("port: 80\n"), 9, "port: 0\n");
-  CHECK(errors_of(y) == "t.yaml:8: services[0].port: must be 1..65535, got 0");
+  CHECK(errors_of(y) == "t.yaml:8: service web: port: must be 1..65535, got 0");
 }
 
 TEST_CASE("duplicate services, backends and keys are errors") {
   std::string y = good;
   y.replace(y.find("name: dns"), 9, "name: web");
-  CHECK(errors_of(y) == "t.yaml:18: services[1].name: duplicate service name 'web' (also "
-                        "service #1: tcp 192.0.2.10:80)");
+  CHECK(errors_of(y) == "t.yaml:18: service web: name: duplicate service name 'web' (also "
+                        "tcp 192.0.2.10:80 at line 6)");
 
   y = good;
   y.replace(y.find("port: 8080"), 10, "port: 80");
   y.replace(y.find("10.0.0.12"), 9, "10.0.0.11");
-  CHECK(errors_of(y) == "t.yaml:15: services[0].backends[1]: duplicate backend 10.0.0.11:80 in "
-                        "service 'web' (also its backend #1)");
+  CHECK(errors_of(y) == "t.yaml:15: service web: backend 10.0.0.11:80: duplicate backend "
+                        "10.0.0.11:80 (listed first at line 13)");
 
   CHECK(errors_of("instance: a\ninstance: b\n") ==
         "t.yaml:2: instance: duplicate key (first at line 1)");
 
   y = good;
   y += "  - name: web2\n    vip: 192.0.2.10\n    port: 80\n";
-  CHECK(errors_of(y) == "t.yaml:26: services[2]: duplicate service tcp 192.0.2.10:80 (also "
-                        "service 'web')");
+  CHECK(errors_of(y) == "t.yaml:26: service web2: duplicate service tcp 192.0.2.10:80 (also "
+                        "service 'web' at line 6)");
 }
 
 TEST_CASE("malformed YAML, wrong types and missing fields") {
   CHECK(contains(errors_of("services: [\n  - {name: x\n"), "t.yaml:2:3: malformed YAML:"));
   CHECK(errors_of("services: 3\n") == "t.yaml:1: services: must be a list");
   CHECK(errors_of("services:\n  - vip: 192.0.2.1\n") ==
-        "t.yaml:2: services[0].name: required field missing\n"
-        "t.yaml:2: services[0].port: required field missing");
+        "t.yaml:2: service #1: name: required field missing\n"
+        "t.yaml:2: service #1: port: required field missing");
   CHECK(errors_of("limits:\n  maglev_size: 65536\n") ==
         "t.yaml:2: limits.maglev_size: must be a prime in 7..4194304, got 65536");
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: eighty}\n") ==
-        "t.yaml:2: services[0].port: must be an integer 1..65535, got 'eighty'");
+        "t.yaml:2: service a: port: must be an integer 1..65535, got 'eighty'");
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, mode: nat, backends: "
                   "[{address: \"fd00::1\"}]}\n") ==
-        "t.yaml:2: services[0].backends[0].address: must be of the VIP's family in mode nat, got "
+        "t.yaml:2: service a: backend [fd00::1]:80: address: must be of the VIP's family in mode "
+        "nat, got "
         "fd00::1");
 }
 
 TEST_CASE("what only the table builder knows is located at the service") {
   std::string y = good;
   y.replace(y.find("mode: nat"), 9, "mode: dsr-ipip");
-  CHECK(errors_of(y) == "t.yaml:6: services[0]: service 192.0.2.10:80/tcp: backend "
+  CHECK(errors_of(y) == "t.yaml:6: service web: service 192.0.2.10:80/tcp: backend "
                         "10.0.0.12:8080: dsr-ipip cannot rewrite the port: backend port must be 0 "
                         "or 80");
 }
@@ -164,12 +166,12 @@ TEST_CASE("schedulers and their parameters") {
   REQUIRE(back.ok());
   CHECK(to_json(back.value()) == to_json(r.value()));
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, scheduler: fastest}\n") ==
-        "t.yaml:2: services[0].scheduler: must be one of maglev, rr, wrr, lc, wlc, sh, random, "
+        "t.yaml:2: service a: scheduler: must be one of maglev, rr, wrr, lc, wlc, sh, random, "
         "two-choices, least-bandwidth, least-response-time, got 'fastest'");
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, sh_prefix4: 33}\n") ==
-        "t.yaml:2: services[0].sh_prefix4: must be 0..32, got 33");
+        "t.yaml:2: service a: sh_prefix4: must be 0..32, got 33");
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, hash_src: yes}\n") ==
-        "t.yaml:2: services[0].hash_src: must be true or false, got 'yes'");
+        "t.yaml:2: service a: hash_src: must be true or false, got 'yes'");
 }
 
 TEST_CASE("on_backend_down: keep (default) or reset") {
@@ -184,7 +186,7 @@ TEST_CASE("on_backend_down: keep (default) or reset") {
   CHECK(r2.value().services[0].cfg.reset_on_down);
   y = good;
   y.replace(y.find("    mode: nat"), 13, "    mode: nat\n    on_backend_down: explode");
-  CHECK(errors_of(y).find("t.yaml:11: services[0].on_backend_down:") == 0);
+  CHECK(errors_of(y).find("t.yaml:11: service web: on_backend_down:") == 0);
 }
 
 TEST_CASE("an empty file is an empty config") {
@@ -251,14 +253,49 @@ TEST_CASE("per-state flow timeouts: defaults, values, limits and the round trip"
   // Zero, too large (seconds * 1000 must stay far inside 32 bits) and unknown.
   CHECK(contains(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [],"
                            " timeouts: {adopted: 0}}\n"),
-                 "services[0].timeouts.adopted"));
+                 "timeouts.adopted"));
   CHECK(contains(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [],"
                            " timeouts: {time_wait: 604801}}\n"),
-                 "services[0].timeouts.time_wait"));
+                 "timeouts.time_wait"));
   CHECK(contains(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [],"
                            " timeouts: {closed: 4294967296}}\n"),
-                 "services[0].timeouts.closed"));
+                 "timeouts.closed"));
   CHECK(contains(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [],"
                            " timeouts: {lingering: 5}}\n"),
                  "lingering"));
+}
+
+TEST_CASE("independent mistakes are all reported in one run, named by service") {
+  const std::string y = "services:\n"
+                        "  - name: web\n"
+                        "    vip: 192.0.2.10\n"
+                        "    port: 80\n"
+                        "    colour: red\n"
+                        "    backends:\n"
+                        "      - {address: 10.0.0.1, weight: 70000}\n"
+                        "  - name: api\n"
+                        "    vip: 192.0.2.11\n"
+                        "    port: 443\n"
+                        "    backends: [{address: 10.0.0.2}, {address: 10.0.0.2}]\n"
+                        "  - {name: web, vip: 192.0.2.12, port: 80}\n"
+                        "  - {name: dns, vip: 192.0.2.11, port: 443}\n"
+                        "  - name: l2\n"
+                        "    vip: 192.0.2.13\n"
+                        "    port: 80\n"
+                        "    mode: dsr-l2\n"
+                        "    backends: [{address: 192.0.2.50, port: 8080}]\n";
+  const std::string e = errors_of(y);
+  CHECK(e == "t.yaml:5: service web: colour: unknown field (expected one of: name, vip, port, "
+             "proto, mode, scheduler, hash_src, sh_prefix4, sh_prefix6, sh_timeout, timeouts, "
+             "gue_port, on_backend_down, health, defence, announce, quorum, backends)\n"
+             "t.yaml:7: service web: backend 10.0.0.1:80: weight: must be 0..65535, got 70000\n"
+             "t.yaml:11: service api: backend 10.0.0.2:443: duplicate backend 10.0.0.2:443 "
+             "(listed first at line 11)\n"
+             "t.yaml:12: service web: name: duplicate service name 'web' (also tcp "
+             "192.0.2.10:80 at line 2)\n"
+             "t.yaml:13: service dns: duplicate service tcp 192.0.2.11:443 (also service 'api' "
+             "at line 8)\n"
+             "t.yaml:14: service l2: service 192.0.2.13:80/tcp: backend 192.0.2.50:8080: dsr-l2 "
+             "cannot rewrite the port: backend port must be 0 or 80");
+  CHECK(e.find("services[") == std::string::npos);
 }

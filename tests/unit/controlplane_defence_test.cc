@@ -79,16 +79,15 @@ TEST_CASE("defence fields decode; defaults when absent") {
 TEST_CASE("defence errors name the field") {
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, defence: {synproxy: "
                   "maybe}}\n")
-            .find("services[0].defence.synproxy") != std::string::npos);
+            .find("service a: defence.synproxy") != std::string::npos);
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, defence: {client_prefix4: "
                   "33}}\n")
-            .find("services[0].defence.client_prefix4: must be 1..32, got 33") !=
-        std::string::npos);
+            .find("service a: defence.client_prefix4: must be 1..32, got 33") != std::string::npos);
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, defence: {bogus: 1}}\n")
             .find("bogus") != std::string::npos);
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, backends: [{address: "
                   "10.0.0.1, max_conns: 10, min_conns: 20}]}\n")
-            .find("services[0].backends[0].min_conns: must be <= max_conns (10), got 20") !=
+            .find("service a: backend 10.0.0.1:80: min_conns: must be <= max_conns (10), got 20") !=
         std::string::npos);
   // What only the table builder knows: synproxy needs TCP in a NAT mode.
   CHECK(errors_of("services:\n  - {name: a, vip: 192.0.2.1, port: 80, mode: dsr-l2, defence: "

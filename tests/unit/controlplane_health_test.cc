@@ -362,19 +362,19 @@ TEST_CASE("config: health fields decode, refuse bad values with lines, and round
   y.replace(y.find("rise: 2"), 7, "rise: 0");
   auto bad = load_config_text(y, "t.yaml", caps);
   REQUIRE_FALSE(bad);
-  CHECK(bad.error_message() == "t.yaml:7: services[0].health.rise: must be 1..100, got 0");
+  CHECK(bad.error_message() == "t.yaml:7: service web: health.rise: must be 1..100, got 0");
   y = svc_yaml;
   y.replace(y.find("check: tcp"), 10, "check: icmp");
   bad = load_config_text(y, "t.yaml", caps);
   REQUIRE_FALSE(bad);
-  CHECK(bad.error_message() ==
-        "t.yaml:11: services[0].backends[1].health.check: must be one of none, tcp, http, udp, "
-        "got 'icmp'");
+  CHECK(bad.error_message() == "t.yaml:11: service web: backend 10.0.2.13:80: health.check: must "
+                               "be one of none, tcp, http, udp, "
+                               "got 'icmp'");
   y = svc_yaml;
   y.replace(y.find("path: /healthz"), 14, "path: healthz");
   bad = load_config_text(y, "t.yaml", caps);
   REQUIRE_FALSE(bad);
-  CHECK(bad.error_message().find("t.yaml:7: services[0].health.path: must start with '/'") == 0);
+  CHECK(bad.error_message().find("t.yaml:7: service web: health.path: must start with '/'") == 0);
 }
 
 TEST_CASE("manager: turning checks off brings a down backend back; a removed one is cleared") {

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""What README.md and docs/*.md promise on the command line exists:
+
+  * every `sluicectl COMMAND ...` names a command of `sluicectl --help`
+    (or a command group: service, backend, instance), and every --option
+    after it appears in `sluicectl COMMAND --help` (or is a global option);
+  * every --option written after sluice-controlplane, sluice-dataplane (after
+    the EAL's `--`), sluice-pktgen (idem), sluice-bench, sluice-decap or
+    sluice-steer appears in that binary's --help.
+
+A self-check feeds one made-up command and one made-up option through the
+same extractor, so the test cannot pass by finding nothing.
+
+Usage: docs_cli_test.py SOURCE_ROOT SLUICECTL [NAME=BINARY ...]
+No root; about 3 s.
+"""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+
+SKIP = 77
+GLOBALS = {"--socket", "--instance", "--json", "--help", "--version"}
+GROUPS = {"service", "backend", "instance"}
+AFTER_EAL = {"sluice-dataplane", "sluice-pktgen"}
+
+
+def help_text(argv):
+    r = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=20)
+    return r.stdout + r.stderr
+
+
+class Checker:
+    def __init__(self, ctl, bins):
+        self.ctl, self.bins, self.cache, self.seen = ctl, bins, {}, 0
+        h = help_text([ctl])
+        self.cmds = set()
+        for line in h.split("commands:", 1)[1].splitlines():
+            m = re.match(r"  (\S+(?: [a-z][a-z-]*)?)\s{2,}", line)
+            if m:
+                self.cmds.add(m.group(1))
+
+    def help_of(self, argv):
+        key = tuple(argv)
+        if key not in self.cache:
+            self.cache[key] = help_text(argv)
+        return self.cache[key]
+
+    def line(self, where, line):
+        """Problems found on one line of a document."""
+        bad = []
+        for m in re.finditer(r"(?<![\w/-])sluicectl((?: [^`|;&)]*)?)", line):
+            words = m.group(1).split()
+            i = 0
+            while i < len(words) and words[i] in ("--socket", "--instance", "--json"):
+                i += 1 if words[i] == "--json" else 2
+            words = words[i:]
+            if not words or not re.fullmatch(r"[a-z][a-z-]*", words[0]):
+                continue
+            self.seen += 1
+            two = " ".join(words[:2])
+            cmd = two if two in self.cmds else words[0]
+            if cmd not in self.cmds:
+                if cmd not in GROUPS:
+                    bad.append(f"{where}: sluicectl has no command '{cmd}'")
+                continue
+            h = self.help_of([self.ctl, *cmd.split()])
+            for w in words[len(cmd.split()):]:
+                o = re.match(r"[\[(`'\"]*(--[a-z][a-z0-9-]*)", w)
+                if o and o.group(1) not in GLOBALS and o.group(1) not in h:
+                    bad.append(f"{where}: 'sluicectl {cmd}' has no {o.group(1)}")
+        for name, path in self.bins.items():
+            for m in re.finditer(r"(?<![\w/-])" + re.escape(name) + r"((?: [^`|;&)]*)?)", line):
+                rest = m.group(1) + " "
+                if name in AFTER_EAL:
+                    if " -- " not in rest:
+                        continue
+                    rest = rest.split(" -- ", 1)[1]
+                self.seen += 1
+                h = self.help_of([path])
+                for o in re.finditer(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
+                    if o.group(1) not in h and o.group(1) not in ("--help", "--version"):
+                        bad.append(f"{where}: {name} has no {o.group(1)}")
+        return bad
+
+
+def main():
+    if len(sys.argv) < 3:
+        print(__doc__)
+        return 2
+    root, ctl = sys.argv[1], os.path.abspath(sys.argv[2])
+    bins = dict(a.split("=", 1) for a in sys.argv[3:])
+    bins = {k: os.path.abspath(v) for k, v in bins.items() if os.access(v, os.X_OK)}
+    if not os.access(ctl, os.X_OK):
+        print(f"SKIP: {ctl} is not built")
+        return SKIP
+    c = Checker(ctl, bins)
+    failures = []
+    selfcheck = c.line("self", "`sluicectl frobnicate` and `sluicectl list --colour`")
+    if len(selfcheck) != 2:
+        failures.append(f"self-check: made-up command and option not both caught ({selfcheck})")
+    if "sluice-controlplane" in bins and not c.line("self", "`sluice-controlplane --colour x`"):
+        failures.append("self-check: made-up sluice-controlplane option not caught")
+    c.seen = 0
+    docs = [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md")))
+    for path in docs:
+        in_code = False
+        for n, line in enumerate(open(path, encoding="utf-8"), 1):
+            if line.lstrip().startswith("```"):
+                in_code = not in_code
+                continue
+            # Prose mentions ("sluicectl (the CLI)") only count inside code.
+            for text in [line] if in_code else re.findall(r"`([^`]*)`", line):
+                failures += c.line(f"{os.path.relpath(path, root)}:{n}", text)
+    print(f"{c.seen} command lines checked in {len(docs)} documents")
+    if c.seen < 50:
+        failures.append(f"only {c.seen} command lines found: the extractor is broken")
+    for f in failures:
+        print("FAIL:", f)
+    if not failures:
+        print("every command and option the docs name exists")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
