@@ -154,6 +154,13 @@ def main():
         failures.append(f"self-check: made-up command and option not both caught ({selfcheck})")
     if "sluice-controlplane" in bins and not c.line("self", "`sluice-controlplane --colour x`"):
         failures.append("self-check: made-up sluice-controlplane option not caught")
+    for argv, want_rc, want in ((["service", "--help"], 0, "service add"),
+                                (["frobnicate", "--help"], 2, "unknown command 'frobnicate'")):
+        r = subprocess.run([ctl, *argv], capture_output=True, text=True, timeout=20)
+        if r.returncode != want_rc or want not in r.stdout + r.stderr or \
+                "backend add" in r.stdout:
+            failures.append(f"sluicectl {' '.join(argv)}: exit {r.returncode}, {r.stdout!r} "
+                            f"{r.stderr!r}")
     c.seen = 0
     docs = [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md")))
     for path in docs:
