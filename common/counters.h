@@ -84,7 +84,9 @@
   X(mid_flow_rst_sent, "RSTs sent to clients for nat packets without state")                       \
   X(nat_port_evictions, "closing flows evicted to free a NAT port for a new flow")                 \
   X(syn_cookies_sent, "SYN-ACKs with a SYN cookie sent (synproxy)")                                \
-  X(syn_cookies_valid, "ACKs with a valid SYN cookie (synproxy)")
+  X(syn_cookies_valid, "ACKs with a valid SYN cookie (synproxy)")                                  \
+  X(flows_adopted, "flows adopted from a flow snapshot (hitless restart)")                         \
+  X(flows_adopt_refused, "snapshot flows not adopted (service, backend or NAT port gone)")
 
 namespace sluice {
 

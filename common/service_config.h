@@ -21,6 +21,7 @@ struct backend_config {
   uint32_t rtt_hint_us = 0; // latency from health checks, for least-response-time in DSR modes
   uint32_t max_conns = 0;   // connection cap, whole balancer (0 = none)
   uint32_t min_conns = 0;   // reopen below this (0 = 3/4 of max_conns)
+  friend bool operator==(const backend_config&, const backend_config&) = default;
 };
 
 // New-flow defence of a service (limits, mid-flow RST, SYN cookies).
@@ -33,6 +34,7 @@ struct flow_defence {
   abi::synproxy_mode synproxy = abi::synproxy_mode::off;
   uint32_t synproxy_syn_rate = 10000;  // auto: SYNs/s per worker
   uint32_t synproxy_half_open = 10000; // auto: half-open flows per worker
+  friend bool operator==(const flow_defence&, const flow_defence&) = default;
 };
 
 // Idle timeouts per flow state, seconds (see dataplane/tcp_fsm.h for the
@@ -47,6 +49,7 @@ struct flow_timeouts {
   uint32_t closed_s = 3;          // RST seen
   uint32_t udp_unanswered_s = 30; // UDP flow with a single datagram so far
   uint32_t adopted_s = 10;        // created by a non-SYN packet, no traffic since
+  friend bool operator==(const flow_timeouts&, const flow_timeouts&) = default;
 };
 
 // Upper bound of every flow timeout: a week. Keeps seconds * 1000 far inside
@@ -83,6 +86,7 @@ struct service_config {
   flow_timeouts timeouts;
   flow_defence defence;
   std::vector<backend_config> backends;
+  friend bool operator==(const service_config&, const service_config&) = default;
 };
 
 } // namespace sluice

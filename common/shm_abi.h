@@ -32,8 +32,10 @@ inline constexpr uint16_t version_major = 1;
 // Minor 1: schedulers, sh/lrt fields. Minor 2: per-state flow timeouts
 // (syn_recv, time_wait, closed, udp_unanswered, adopted) at offsets 72..91;
 // new-flow defence at 96..127 (service) and 36..43 (backend); backend_counters
-// grew to 128 bytes.
-inline constexpr uint16_t version_minor = 2;
+// grew to 128 bytes. Minor 3: backend_counters::inactive_flows at 80 (a
+// gauge taken from the reserved words) and the backend soft-state array
+// (backend_soft, header.soft_offset) after the statistics.
+inline constexpr uint16_t version_minor = 3;
 inline constexpr uint32_t cache_line = 64;
 
 enum class fwd_mode : uint8_t { nat = 1, dnat = 2, dsr_l2 = 3, dsr_ipip = 4, dsr_gue = 5 };
@@ -267,7 +269,8 @@ struct shm_header {
   uint64_t stats_offset;       // 96
   uint32_t worker_counters;    // 104
   uint32_t vip_index_capacity; // 108
-  uint8_t reserved0[16];       // 112
+  uint64_t soft_offset;        // 112: since minor 3, the backend_soft array
+  uint8_t reserved0[8];        // 120
   process_info procs;          // 128
   uint64_t generation;         // 192: publication word, own cache line
   uint8_t reserved1[56];       // 200
@@ -277,6 +280,7 @@ static_assert(sizeof(shm_header) == 512);
 static_assert(offsetof(shm_header, caps) == 24);
 static_assert(offsetof(shm_header, slot_offset) == 64);
 static_assert(offsetof(shm_header, stats_offset) == 96);
+static_assert(offsetof(shm_header, soft_offset) == 112);
 static_assert(offsetof(shm_header, procs) == 128);
 static_assert(offsetof(shm_header, generation) == 192);
 
@@ -306,10 +310,34 @@ struct backend_counters {
   // Since minor 2 (the struct grew from 64 to 128 bytes).
   uint64_t nat_port_exhausted; // nat: new flows refused, no free local port for this backend
   uint64_t conn_limited;       // new flows that found this backend at its connection cap
-  uint64_t reserved[6];
+  // Since minor 3. Gauge: flows held in fin, last_ack, time_wait or closed
+  // (IPVS InActConn); a flow is in exactly one of active_flows and this.
+  uint64_t inactive_flows;
+  uint64_t reserved[5];
 };
 static_assert(sizeof(backend_counters) == 128);
 static_assert(offsetof(backend_counters, nat_port_exhausted) == 64);
+static_assert(offsetof(backend_counters, conn_limited) == 72);
+static_assert(offsetof(backend_counters, inactive_flows) == 80);
+
+// Since minor 3: soft state of a backend slot, outside the double-buffered
+// tables. Values that change often (the health checks' response-time hint, the
+// slow-start weight) are written here in place by the control plane and read
+// by the workers on every new-flow decision, instead of rebuilding and
+// publishing both table slots every time one of them moves. Each word carries
+// the incarnation it was written for in its upper half, so a value never
+// applies to another backend that later takes the slot; a word whose
+// incarnation does not match the published backend_entry is ignored (the
+// table's own value holds). Single writer (the control plane), relaxed 64-bit
+// stores; readers need no ordering beyond seeing either the old or new word.
+struct backend_soft {
+  uint64_t rtt;    // incarnation << 32 | response-time hint in us (0 = unknown)
+  uint64_t weight; // incarnation << 32 | effective weight (slow start), 1..65535
+  uint64_t reserved[2];
+};
+static_assert(sizeof(backend_soft) == 32);
+static_assert(offsetof(backend_soft, rtt) == 0);
+static_assert(offsetof(backend_soft, weight) == 8);
 
 struct worker_counters_block {
   uint64_t worker[worker_counter_count];
@@ -332,6 +360,7 @@ struct layout {
   uint64_t counters_size;         // worker_counters_block padded to a cache line
   uint64_t services_stats_offset; // within a worker's stats block
   uint64_t backends_stats_offset;
+  uint64_t soft_offset; // backend_soft[max_backends]
   uint64_t total_size;
 };
 
@@ -369,7 +398,8 @@ constexpr layout compute_layout(const capacities& c) {
   l.worker_stats_size = align_up(
       l.backends_stats_offset + uint64_t(c.max_backends) * sizeof(backend_counters), cache_line);
   l.stats_offset = l.slot_offset[1] + l.slot_size;
-  l.total_size = align_up(l.stats_offset + uint64_t(c.max_workers) * l.worker_stats_size, page);
+  l.soft_offset = align_up(l.stats_offset + uint64_t(c.max_workers) * l.worker_stats_size, page);
+  l.total_size = align_up(l.soft_offset + uint64_t(c.max_backends) * sizeof(backend_soft), page);
   return l;
 }
 
@@ -381,6 +411,8 @@ static_assert(std::is_trivially_copyable_v<backend_entry> &&
 static_assert(std::is_trivially_copyable_v<vip_index_entry>);
 static_assert(std::is_trivially_copyable_v<service_counters>);
 static_assert(std::is_trivially_copyable_v<backend_counters>);
+static_assert(std::is_trivially_copyable_v<backend_soft>);
+static_assert(compute_layout(default_capacities).soft_offset % cache_line == 0);
 static_assert(compute_layout(default_capacities).slot_offset[0] % 4096 == 0);
 
 } // namespace sluice::abi

@@ -116,6 +116,7 @@ result<void> validate_header(const std::string& path, const abi::shm_header& h,
       {"slot_size", l.slot_size, h.slot_size},
       {"worker_ack_offset", l.worker_ack_offset, h.worker_ack_offset},
       {"stats_offset", l.stats_offset, h.stats_offset},
+      {"soft_offset", l.soft_offset, h.soft_offset},
       {"vip_index_capacity", l.vip_index_capacity, h.vip_index_capacity},
   };
   for (const field& f : fields)
@@ -145,6 +146,7 @@ void fill_header(abi::shm_header& h, const abi::capacities& c, const abi::layout
   h.slot_size = l.slot_size;
   h.worker_ack_offset = l.worker_ack_offset;
   h.stats_offset = l.stats_offset;
+  h.soft_offset = l.soft_offset;
   h.worker_counters = uint32_t(worker_counter_count);
   h.vip_index_capacity = uint32_t(l.vip_index_capacity);
   h.generation = 0;

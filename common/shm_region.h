@@ -63,6 +63,10 @@ public:
   abi::backend_counters* backend_stats(uint32_t w) const {
     return reinterpret_cast<abi::backend_counters*>(stats_base(w) + layout_.backends_stats_offset);
   }
+  // Backend soft state (abi::backend_soft), one per backend slot.
+  abi::backend_soft* backend_soft() const {
+    return reinterpret_cast<abi::backend_soft*>(base_ + layout_.soft_offset);
+  }
 
 private:
   uint8_t* stats_base(uint32_t w) const {

@@ -95,6 +95,7 @@ json counters_json(const abi::service_counters& c) {
           {"reply_bytes", c.reply_bytes},
           {"connections", c.new_flows},
           {"no_backend", c.no_backend},
+          {"limited", c.limited},
           {"active_flows", c.active_flows}};
 }
 
@@ -103,9 +104,12 @@ json counters_json(const abi::backend_counters& c) {
           {"bytes", c.bytes},
           {"connections", c.new_flows},
           {"active_flows", c.active_flows},
+          {"inactive_flows", c.inactive_flows},
           {"syn_unanswered", c.syn_unanswered},
           {"rst_from_backend", c.rst_from_backend},
-          {"icmp_unreachable", c.icmp_unreachable}};
+          {"icmp_unreachable", c.icmp_unreachable},
+          {"nat_port_exhausted", c.nat_port_exhausted},
+          {"conn_limited", c.conn_limited}};
 }
 
 } // namespace
@@ -319,6 +323,7 @@ json api_handler::status() {
   if (ctx_.publishes)
     a["publish"] = {{"count", ctx_.publishes->count},
                     {"failures", ctx_.publishes->failures},
+                    {"soft_updates", ctx_.publishes->soft_updates},
                     {"last_ms", ctx_.publishes->last_ms},
                     {"max_ms", ctx_.publishes->max_ms}};
   if (!ctx_.region)
@@ -333,19 +338,41 @@ json api_handler::status() {
                     {"alive", dp},
                     {"workers", load_relaxed(h->procs.dp_workers)},
                     {"heartbeat_age_s", dp_hb && now > dp_hb ? double(now - dp_hb) / 1e9 : -1.0}};
+  // Raw counters since the dataplane started (not `zero`'s baseline): the
+  // handoff share says whether steering works on this NIC.
+  counter_snapshot snap;
+  if (ctx_.pub)
+    snap = read_counters(*ctx_.region, ctx_.pub->builder(), ctx_.state->desired());
+  auto counters_of = [&](uint32_t worker) -> const counter_snapshot::per_worker* {
+    for (const auto& w : snap.workers)
+      if (w.worker == worker)
+        return &w;
+    return nullptr;
+  };
   json workers = json::array(), stalled = json::array();
   for (const auto& l : watch_workers(*ctx_.region, now, ctx_.stall_ms)) {
     const auto* ack = ctx_.region->worker_ack(l.worker);
     const uint64_t acked = load_acquire(ack->acked_generation);
-    workers.push_back({{"worker", l.worker},
-                       {"lcore", load_relaxed(ack->lcore)},
-                       {"acked_generation", acked},
-                       {"in_sync", acked >= gen},
-                       {"heartbeat_age_s", l.heartbeat_age_s},
-                       {"stalled", l.stalled}});
+    json w = {{"worker", l.worker},
+              {"lcore", load_relaxed(ack->lcore)},
+              {"acked_generation", acked},
+              {"in_sync", acked >= gen},
+              {"heartbeat_age_s", l.heartbeat_age_s},
+              {"stalled", l.stalled}};
+    if (const auto* c = counters_of(l.worker)) {
+      w["rx_packets"] = c->counters[size_t(worker_counter::rx_packets)];
+      w["handoff_out"] = c->counters[size_t(worker_counter::handoff_out)];
+      w["handoff_in"] = c->counters[size_t(worker_counter::handoff_in)];
+      w["handoff_fraction"] = handoff_fraction(c->counters);
+    }
+    workers.push_back(w);
     if (l.stalled)
       stalled.push_back(l.worker);
   }
+  if (ctx_.pub)
+    a["handoff"] = {{"rx_packets", snap.worker[size_t(worker_counter::rx_packets)]},
+                    {"handoff_out", snap.worker[size_t(worker_counter::handoff_out)]},
+                    {"fraction", handoff_fraction(snap.worker)}};
   a["stalled_workers"] = stalled;
   a["workers"] = workers;
   a["lagging_workers"] = ctx_.pub ? ctx_.pub->lagging_workers(gen) : std::vector<uint32_t>{};
@@ -371,7 +398,11 @@ json api_handler::stats() {
     json s = counters_json(snap.services[i]);
     s["name"] = c.services[i].name;
     json bs = json::array();
+    // The dataplane keeps the inactive gauge per backend only: a service's
+    // is the sum of its backends'.
+    uint64_t inactive = 0;
     for (size_t j = 0; j < c.services[i].cfg.backends.size(); ++j) {
+      inactive += snap.backends[i][j].inactive_flows;
       json b = counters_json(snap.backends[i][j]);
       const auto& bc = c.services[i].cfg.backends[j];
       b["address"] = format_ip(bc.addr);
@@ -384,6 +415,7 @@ json api_handler::stats() {
       bs.push_back(b);
     }
     s["backends"] = bs;
+    s["inactive_flows"] = inactive;
     services.push_back(s);
   }
   a["services"] = services;

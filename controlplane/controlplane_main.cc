@@ -21,7 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_ports.h"
-#include "port_stats_query.h"
+#include "port_stats_cache.h"
 #include "publisher.h"
 #include "shm_atomic.h"
 #include "shm_publish.h"
@@ -302,6 +302,7 @@ int run(const options& o) {
           make_shm_publish(pub, std::chrono::milliseconds(o.ack_timeout_ms), publishes), o.steer,
           log),
       [&](const cp_config& c) { return write_file_atomic(state_file, seal_state(to_yaml(c))); });
+  state.set_soft_writer(make_soft_writer(pub, publishes));
   state.set_generation(pub.generation());
   auto first = state.load(cfg);
   if (!first) {
@@ -341,6 +342,10 @@ int run(const options& o) {
   };
   api_handler api(ctx);
 
+  // Port statistics for /metrics come from a background query so a dataplane
+  // that stops answering cannot stall the event loop.
+  port_stats_cache port_stats(shm_path, std::chrono::milliseconds(500),
+                              std::chrono::milliseconds(200));
   server_hooks hooks;
   hooks.handle_line = [&](const std::string& line) { return api.handle_line(line); };
   hooks.request_peer = [&](int uid, int pid) { api.set_peer(uid, pid); };
@@ -359,11 +364,9 @@ int run(const options& o) {
     in.lagging_workers = uint32_t(pub.lagging_workers(pub.generation()).size());
     in.uptime_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-    auto ports = query_port_stats(shm_path, std::chrono::milliseconds(500));
     nlohmann::json steer = ctx.steer_counters ? ctx.steer_counters() : nlohmann::json();
     return render_metrics(in) + health.metrics() +
-           render_port_metrics(ports ? &ports.value() : nullptr,
-                               ctx.steer_counters ? &steer : nullptr) +
+           render_port_metrics(port_stats.get(), ctx.steer_counters ? &steer : nullptr) +
            ha.metrics() +
            render_worker_metrics(watch_workers(region.value(), monotonic_ns(), o.stall_ms));
   };
@@ -371,6 +374,8 @@ int run(const options& o) {
   hooks.reload = [&] { reload_config(o, state, caps); };
   stall_logger stalls(log);
   bool dp_was_alive = dataplane_alive(region.value());
+  uint32_t steer_prog = 0, steer_ticks = 0;
+  std::string steer_error;
   hooks.tick = [&] {
     pub.heartbeat();
     stalls.update(watch_workers(region.value(), monotonic_ns(), o.stall_ms));
@@ -382,6 +387,19 @@ int run(const options& o) {
     }
     health.tick(&region.value(), &pub.builder());
     ha.tick(state, region.value(), pub);
+    // A restarted dataplane (hitless restart) attaches a new vip_steer with
+    // empty maps: refill them within 200 ms.
+    if (!o.steer.iface.empty() && ++steer_ticks % 4 == 0) {
+      const uint32_t before = steer_prog;
+      auto r = steer_refill_if_new(o.steer, state.effective(state.desired()), steer_prog);
+      const std::string err = r ? std::string() : r.error_message();
+      if (!err.empty() && err != steer_error)
+        log(fmt::format("vip_steer on {} not refilled: {}", o.steer.iface, err));
+      steer_error = err;
+      if (r && *r && before != 0)
+        log(fmt::format("vip_steer on {}: new program {} (dataplane restarted): maps refilled",
+                        o.steer.iface, steer_prog));
+    }
   };
   log(fmt::format("serving API on {}, metrics on {}", socket, o.metrics));
   server_options so;

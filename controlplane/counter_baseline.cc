@@ -10,11 +10,17 @@ namespace {
 constexpr uint64_t abi::service_counters::*service_fields[] = {
     &abi::service_counters::packets,       &abi::service_counters::bytes,
     &abi::service_counters::reply_packets, &abi::service_counters::reply_bytes,
-    &abi::service_counters::new_flows,     &abi::service_counters::no_backend};
+    &abi::service_counters::new_flows,     &abi::service_counters::no_backend,
+    &abi::service_counters::limited};
 constexpr uint64_t abi::backend_counters::*backend_fields[] = {
-    &abi::backend_counters::packets,          &abi::backend_counters::bytes,
-    &abi::backend_counters::new_flows,        &abi::backend_counters::syn_unanswered,
-    &abi::backend_counters::rst_from_backend, &abi::backend_counters::icmp_unreachable};
+    &abi::backend_counters::packets,
+    &abi::backend_counters::bytes,
+    &abi::backend_counters::new_flows,
+    &abi::backend_counters::syn_unanswered,
+    &abi::backend_counters::rst_from_backend,
+    &abi::backend_counters::icmp_unreachable,
+    &abi::backend_counters::nat_port_exhausted,
+    &abi::backend_counters::conn_limited};
 
 uint64_t minus(uint64_t v, uint64_t base) {
   return v >= base ? v - base : v;

@@ -22,6 +22,9 @@ std::string render_ports(const json& a, bool xstats) {
     o += fmt::format("port {} {} (driver {}, role {})\n", p.value("port", 0),
                      p.value("name", std::string()), p.value("driver", std::string()),
                      p.value("role", std::string()));
+    o += fmt::format("  steering {}, dnat steering {}\n",
+                     p.value("steering", std::string("unknown")),
+                     p.value("dnat_steering", std::string("unknown")));
     o += fmt::format("  rx {} packets {} bytes  tx {} packets {} bytes\n", u64(st, "ipackets"),
                      u64(st, "ibytes"), u64(st, "opackets"), u64(st, "obytes"));
     o += fmt::format("  imissed {}  ierrors {}  oerrors {}  rx_nombuf {}\n", u64(st, "imissed"),

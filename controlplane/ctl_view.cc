@@ -74,7 +74,8 @@ std::string render_list(const json& config, const json& stats, const json* prev,
          "  -> RemoteAddress:Port           Forward  Weight State    ActiveConn InActConn\n";
     break;
   case list_kind::stats:
-    o += "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n"
+    o += "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes "
+         "ActiveConn InActConn\n"
          "  -> RemoteAddress:Port\n";
     break;
   case list_kind::rate:
@@ -93,9 +94,10 @@ std::string render_list(const json& config, const json& stats, const json* prev,
       o += fmt::format("{:<4} {} {} ({}, {})\n", proto, vip, s["scheduler"].get<std::string>(),
                        s["name"].get<std::string>(), s["mode"].get<std::string>());
     else if (kind == list_kind::stats)
-      o += fmt::format("{:<4} {:<28} {:>8} {:>8} {:>8} {:>8} {:>8}  ({})\n", proto, vip,
-                       num(ss, "connections"), num(ss, "packets"), num(ss, "reply_packets"),
-                       num(ss, "bytes"), num(ss, "reply_bytes"), s["name"].get<std::string>());
+      o += fmt::format("{:<4} {:<28} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}  ({})\n", proto,
+                       vip, num(ss, "connections"), num(ss, "packets"), num(ss, "reply_packets"),
+                       num(ss, "bytes"), num(ss, "reply_bytes"), num(ss, "active_flows"),
+                       num(ss, "inactive_flows"), s["name"].get<std::string>());
     else
       o += fmt::format("{:<4} {:<28} {:>8} {:>8} {:>8} {:>8} {:>8}  ({})\n", proto, vip,
                        rate(ss, ps, "connections", dt), rate(ss, ps, "packets", dt),
@@ -111,10 +113,11 @@ std::string render_list(const json& config, const json& stats, const json* prev,
       if (kind == list_kind::plain)
         o += fmt::format("  -> {:<28} {:<8} {:<6} {:<8} {:<10} {}\n", rip,
                          s["mode"].get<std::string>(), b["weight"].get<int>(), shown_state(b, bs),
-                         num(bs, "active_flows"), 0);
+                         num(bs, "active_flows"), num(bs, "inactive_flows"));
       else if (kind == list_kind::stats)
-        o += fmt::format("  -> {:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n", rip, num(bs, "connections"),
-                         num(bs, "packets"), 0, num(bs, "bytes"), 0);
+        o += fmt::format("  -> {:<28} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}\n", rip,
+                         num(bs, "connections"), num(bs, "packets"), 0, num(bs, "bytes"), 0,
+                         num(bs, "active_flows"), num(bs, "inactive_flows"));
       else
         o += fmt::format("  -> {:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n", rip,
                          rate(bs, pb, "connections", dt), rate(bs, pb, "packets", dt), 0,
@@ -143,10 +146,21 @@ std::string render_status(const json& st) {
                      num(d, "workers"));
   }
   if (st.contains("workers"))
-    for (const auto& w : st["workers"])
-      o += fmt::format("  worker {:<3} lcore {:<3} acked generation {} {}\n", num(w, "worker"),
+    for (const auto& w : st["workers"]) {
+      o += fmt::format("  worker {:<3} lcore {:<3} acked generation {} {}", num(w, "worker"),
                        num(w, "lcore"), num(w, "acked_generation"),
                        w.value("in_sync", false) ? "(in sync)" : "(LAGGING)");
+      if (w.contains("rx_packets"))
+        o += fmt::format("  rx {} handed off {} ({:.1f} %) received {}", num(w, "rx_packets"),
+                         num(w, "handoff_out"), 100 * w.value("handoff_fraction", 0.0),
+                         num(w, "handoff_in"));
+      o += "\n";
+    }
+  if (st.contains("handoff"))
+    o += fmt::format("handoffs:      {} of {} received packets ({:.1f} %) handed to another "
+                     "worker\n",
+                     num(st["handoff"], "handoff_out"), num(st["handoff"], "rx_packets"),
+                     100 * st["handoff"].value("fraction", 0.0));
   o += fmt::format("shm:           {}\nsocket:        {}\nstate file:    {}\n",
                    st.value("shm_path", std::string()), st.value("socket", std::string()),
                    st.value("state_file", std::string()));

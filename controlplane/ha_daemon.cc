@@ -42,7 +42,12 @@ void add_ha_options(po::options_description& d, ha_options& o) {
       "peer-interval-ms", po::value(&o.peers.interval_ms)->value_name("MS"),
       "how often we tell peers our state (default 200)")(
       "peer-dead-ms", po::value(&o.peers.dead_ms)->value_name("MS"),
-      "a peer silent this long is down (default 1000)");
+      "a peer silent this long is down (default 1000)")(
+      "flow-snapshot", po::value(&o.flow_snapshot)->value_name("PATH"),
+      "the dataplane's --flow-snapshot file, for --restart-hold-ms")(
+      "restart-hold-ms", po::value(&o.restart_hold_ms)->value_name("MS"),
+      "keep announcing while the dataplane restarts: its flow snapshot is this fresh "
+      "(default 0: withdraw at once)");
 }
 
 result<void> finish_ha_options(ha_options& o) {
@@ -59,6 +64,10 @@ result<void> finish_ha_options(ha_options& o) {
     o.bgp.communities.push_back(*c);
   }
   o.bgp.bfd = !o.no_bfd;
+  if (o.restart_hold_ms > 60000)
+    return make_error(fmt::format("--restart-hold-ms must be 0..60000, got {}", o.restart_hold_ms));
+  if (o.restart_hold_ms > 0 && o.flow_snapshot.empty())
+    return make_error("--restart-hold-ms needs --flow-snapshot (the dataplane's snapshot file)");
   if (o.peers.interval_ms < 10 || o.peers.interval_ms > 60000)
     return make_error(
         fmt::format("--peer-interval-ms must be 10..60000, got {}", o.peers.interval_ms));
@@ -71,7 +80,8 @@ result<void> finish_ha_options(ha_options& o) {
 
 ha_daemon::ha_daemon(ha_options o, std::string instance, std::vector<ip_addr> nat_pool, log_fn log)
     : opts_(std::move(o)), nat_pool_(std::move(nat_pool)), log_(log),
-      bgp_(opts_.bgp, std::move(instance), log), peers_(opts_.peers) {}
+      bgp_(opts_.bgp, std::move(instance), log), peers_(opts_.peers),
+      hold_(opts_.flow_snapshot, opts_.restart_hold_ms, log) {}
 
 result<void> ha_daemon::start() {
   return peers_.start();
@@ -80,6 +90,7 @@ result<void> ha_daemon::start() {
 void ha_daemon::refresh(const cp_state& state, const shm_region& region, const publisher& pub) {
   serving_state s;
   check_dataplane(region, opts_.bgp.heartbeat_max_age_ms, s);
+  hold_.apply(s, monotonic_ns());
   s.drained = drained_;
   if (s.dataplane && drained_)
     s.reason = "instance drained";

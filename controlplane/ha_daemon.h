@@ -17,6 +17,7 @@
 #include "bgp_announcer.h"
 #include "peer_sync.h"
 #include "publisher.h"
+#include "restart_hold.h"
 #include "shm_region.h"
 #include "state.h"
 
@@ -27,6 +28,8 @@ struct ha_options {
   peer_options peers;
   std::vector<std::string> neighbor_texts, community_texts;
   bool no_bfd = false;
+  std::string flow_snapshot;    // the dataplane's --flow-snapshot (restart hold)
+  uint32_t restart_hold_ms = 0; // 0: no hold
 };
 
 // The --bgp-*, --bfd-*, --peer* options, bound to `o`.
@@ -59,6 +62,7 @@ private:
   log_fn log_;
   bgp_announcer bgp_;
   peer_sync peers_;
+  restart_hold hold_;
   bool drained_ = false;
   serving_state serving_;
   std::map<std::string, uint64_t> digests_;

@@ -36,6 +36,9 @@ std::string render_metrics(const metrics_input& in) {
   o += fmt::format("sluice_publish_total {}\n", in.publishes->count);
   head(o, "sluice_publish_failures_total", "counter", "publications that failed or timed out");
   o += fmt::format("sluice_publish_failures_total {}\n", in.publishes->failures);
+  head(o, "sluice_soft_state_updates_total", "counter",
+       "response-time hints and slow-start weights written in place (no publication)");
+  o += fmt::format("sluice_soft_state_updates_total {}\n", in.publishes->soft_updates);
   head(o, "sluice_publish_latency_seconds_last", "gauge",
        "publish to all-workers-acknowledged time of the last publication");
   o += fmt::format("sluice_publish_latency_seconds_last {:.6f}\n", in.publishes->last_ms / 1e3);
@@ -67,6 +70,17 @@ std::string render_metrics(const metrics_input& in) {
     for (const auto& w : k.workers)
       o += fmt::format("{}{{worker=\"{}\"}} {}\n", name, w.worker, w.counters[i]);
   }
+  // Whether steering works on this NIC: 0 for DSR and nat with hardware RSS
+  // or rte_flow, about (n-1)/n of dnat's packets with software handoff.
+  head(o, "sluice_worker_handoff_ratio", "gauge",
+       "share of the worker's received packets handed to another worker since the dataplane "
+       "started (handoff_out / rx_packets)");
+  for (const auto& w : k.workers)
+    o += fmt::format("sluice_worker_handoff_ratio{{worker=\"{}\"}} {:.6f}\n", w.worker,
+                     handoff_fraction(w.counters));
+  head(o, "sluice_handoff_ratio", "gauge",
+       "share of all received packets handed to another worker since the dataplane started");
+  o += fmt::format("sluice_handoff_ratio {:.6f}\n", handoff_fraction(k.worker));
 
   struct svc_field {
     const char* name;
@@ -87,7 +101,11 @@ std::string render_metrics(const metrics_input& in) {
        &abi::service_counters::new_flows},
       {"sluice_service_no_backend_total", "counter", "new flows refused: no backend",
        &abi::service_counters::no_backend},
-      {"sluice_service_active_flows", "gauge", "tracked flows",
+      {"sluice_service_limited_total", "counter",
+       "new flows refused by the client rate limit or the worker's new-flow budget",
+       &abi::service_counters::limited},
+      {"sluice_service_active_flows", "gauge",
+       "tracked flows not closing (IPVS ActiveConn: syn, syn_recv, established, adopted, udp)",
        &abi::service_counters::active_flows},
   };
   for (const auto& f : svc_fields) {
@@ -108,12 +126,22 @@ std::string render_metrics(const metrics_input& in) {
        &abi::backend_counters::bytes},
       {"sluice_backend_connections_total", "counter", "new flows",
        &abi::backend_counters::new_flows},
-      {"sluice_backend_active_flows", "gauge", "tracked flows",
+      {"sluice_backend_active_flows", "gauge",
+       "tracked flows not closing (IPVS ActiveConn: syn, syn_recv, established, adopted, udp)",
        &abi::backend_counters::active_flows},
+      {"sluice_backend_inactive_flows", "gauge",
+       "tracked flows closing (IPVS InActConn: fin, last_ack, time_wait, closed)",
+       &abi::backend_counters::inactive_flows},
       {"sluice_backend_syn_unanswered_total", "counter", "SYNs that got no SYN-ACK (NAT modes)",
        &abi::backend_counters::syn_unanswered},
       {"sluice_backend_rst_total", "counter", "RSTs from the backend (NAT modes)",
        &abi::backend_counters::rst_from_backend},
+      {"sluice_backend_conn_limited_total", "counter",
+       "new flows that found the backend at its max_conns cap (sent elsewhere)",
+       &abi::backend_counters::conn_limited},
+      {"sluice_backend_nat_port_exhausted_total", "counter",
+       "nat: new flows refused, no free local port for the backend",
+       &abi::backend_counters::nat_port_exhausted},
   };
   for (const auto& f : be_fields) {
     head(o, f.name, f.type, f.help);
@@ -122,6 +150,15 @@ std::string render_metrics(const metrics_input& in) {
         o += fmt::format("{}{{{}}} {}\n", f.name,
                          be_labels(c.services[i], c.services[i].cfg.backends[j]),
                          k.backends[i][j].*f.f);
+  }
+  // The dataplane keeps the inactive gauge per backend only.
+  head(o, "sluice_service_inactive_flows", "gauge",
+       "tracked flows closing (IPVS InActConn): the sum of the service's backends'");
+  for (size_t i = 0; i < c.services.size(); ++i) {
+    uint64_t sum = 0;
+    for (const auto& b : k.backends[i])
+      sum += b.inactive_flows;
+    o += fmt::format("sluice_service_inactive_flows{{{}}} {}\n", svc_labels(c.services[i]), sum);
   }
   head(o, "sluice_backend_weight", "gauge", "configured weight");
   for (const auto& s : c.services)

@@ -80,17 +80,38 @@ constexpr field xsk_fields[] = {
 } // namespace
 
 std::string render_port_metrics(const json* ports, const json* steer) {
+  port_stats_snapshot s;
+  if (ports)
+    s.ports = *ports;
+  s.up = ports != nullptr;
+  return render_port_metrics(s, steer, false);
+}
+
+std::string render_port_metrics(const port_stats_snapshot& snap, const json* steer, bool age) {
   std::string o;
+  const json* ports = snap.ports ? &*snap.ports : nullptr;
+  const bool have = ports && ports->contains("ports") && (*ports)["ports"].is_array();
   head(o, "sluice_port_stats_up", "gauge",
-       "1 when the dataplane answered the port statistics query");
-  const bool up = ports && ports->contains("ports") && (*ports)["ports"].is_array();
-  o += fmt::format("sluice_port_stats_up {}\n", up ? 1 : 0);
-  if (up) {
+       "1 when the dataplane answered the latest port statistics query");
+  o += fmt::format("sluice_port_stats_up {}\n", snap.up && have ? 1 : 0);
+  if (age && have) {
+    head(o, "sluice_port_stats_age_seconds", "gauge",
+         "seconds since the sluice_port_* values were read from the dataplane");
+    o += fmt::format("sluice_port_stats_age_seconds {:.3f}\n", snap.age_s);
+  }
+  if (have) {
     const json& list = (*ports)["ports"];
     head(o, "sluice_port_info", "gauge", "a dataplane port: driver and role (always 1)");
     for (const auto& p : list)
       o += fmt::format("sluice_port_info{{{},driver=\"{}\",role=\"{}\"}} 1\n", port_labels(p),
                        esc(p.value("driver", std::string())), esc(p.value("role", std::string())));
+    head(o, "sluice_port_steering_info", "gauge",
+         "how packets reach their owner worker: steering none|hardware-rss|software, "
+         "dnat_steering none|rte_flow|handoff (always 1)");
+    for (const auto& p : list)
+      o += fmt::format("sluice_port_steering_info{{{},steering=\"{}\",dnat_steering=\"{}\"}} 1\n",
+                       port_labels(p), esc(p.value("steering", std::string("unknown"))),
+                       esc(p.value("dnat_steering", std::string("unknown"))));
     for (const auto& f : port_fields) {
       const std::string name = std::string("sluice_port_") + f.metric;
       head(o, name, "counter", f.help);

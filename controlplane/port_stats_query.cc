@@ -29,6 +29,8 @@ json port_entry_of(const json& reply) {
   p["name"] = reply.value("name", std::string());
   p["driver"] = reply.value("driver", std::string());
   p["role"] = reply.value("role", std::string());
+  p["steering"] = reply.value("steering", std::string("unknown"));
+  p["dnat_steering"] = reply.value("dnat_steering", std::string("unknown"));
   p["stats"] = reply.value("stats", json::object());
   const bool xsk = reply.contains("xsk_rx_dropped");
   size_t n = 0;

@@ -4,6 +4,7 @@
 //
 //   {"ports": [{"port": 0, "name": "net_af_xdp0", "driver": "net_af_xdp",
 //               "role": "port",
+//               "steering": "software", "dnat_steering": "handoff",
 //               "stats": {"ipackets": N, "opackets", "ibytes", "obytes",
 //                         "imissed", "ierrors", "oerrors", "rx_nombuf"},
 //               "queues": [{"queue": 0, "ipackets", "ibytes", "errors",

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "shm_atomic.h"
+
 namespace sluice::cp {
 
 publish_fn make_shm_publish(publisher& pub, std::chrono::milliseconds ack_timeout,
@@ -27,6 +29,30 @@ publish_fn make_shm_publish(publisher& pub, std::chrono::milliseconds ack_timeou
     if (pub.generation() != before)
       return publish_outcome{pub.generation(), r.error_message()};
     return r.err();
+  };
+}
+
+soft_fn make_soft_writer(publisher& pub, publish_stats& stats) {
+  return [&pub, &stats](const std::vector<service_config>& services) {
+    abi::backend_soft* soft = pub.region().backend_soft();
+    bool changed = false;
+    auto put = [&](uint64_t& word, uint64_t v) {
+      if (load_relaxed(word) != v) {
+        store_relaxed(word, v);
+        changed = true;
+      }
+    };
+    for (const auto& s : services)
+      for (const auto& b : s.backends) {
+        auto a = pub.builder().backend(key_of(s, b));
+        if (!a || a->slot >= pub.region().caps().max_backends)
+          continue;
+        const uint64_t inc = uint64_t(a->incarnation) << 32;
+        put(soft[a->slot].rtt, inc | b.rtt_hint_us);
+        put(soft[a->slot].weight, inc | b.weight);
+      }
+    if (changed)
+      ++stats.soft_updates;
   };
 }
 

@@ -7,11 +7,47 @@
 #include "config_load.h"
 #include "config_validate.h"
 #include "issue_naming.h"
+#include "scheduler_names.h"
 
 namespace sluice::cp {
 
 cp_state::cp_state(const abi::capacities& caps, publish_fn publish, persist_fn persist)
     : caps_(caps), publish_(std::move(publish)), persist_(std::move(persist)) {}
+
+bool soft_only_change(const std::vector<service_config>& published,
+                      const std::vector<service_config>& next) {
+  if (published.size() != next.size())
+    return false;
+  for (size_t i = 0; i < next.size(); ++i) {
+    const service_config& a = published[i];
+    if (a.backends.size() != next[i].backends.size())
+      return false;
+    service_config b = next[i];
+    const bool weights_soft = !uses_maglev_table(a.scheduler);
+    for (size_t j = 0; j < b.backends.size(); ++j) {
+      backend_config& nb = b.backends[j];
+      const backend_config& pb = a.backends[j];
+      nb.rtt_hint_us = pb.rtt_hint_us;
+      if (weights_soft && nb.weight > 0 && pb.weight > 0)
+        nb.weight = pb.weight;
+    }
+    if (!(a == b))
+      return false;
+  }
+  return true;
+}
+
+result<publish_outcome> cp_state::publish_table(const std::vector<service_config>& table) {
+  auto pub = publish_(table);
+  if (!pub)
+    return pub;
+  published_ = table;
+  // The new slot carries these values already; the soft words of backends that
+  // kept their incarnation still hold older ones, which would override them.
+  if (soft_)
+    soft_(table);
+  return pub;
+}
 
 result<change_result> cp_state::commit(cp_config next, bool dry_run, bool force) {
   std::vector<located_issue> issues;
@@ -25,7 +61,7 @@ result<change_result> cp_state::commit(cp_config next, bool dry_run, bool force)
   r.generation = generation_;
   if (dry_run || (r.diff.empty() && !force))
     return r;
-  auto pub = publish_(effective(next));
+  auto pub = publish_table(effective(next));
   if (!pub)
     return make_error("publish failed, nothing changed: " + pub.error_message());
   generation_ = pub->generation;
@@ -194,7 +230,13 @@ result<change_result> cp_state::set_health(const std::vector<overlay_update>& up
   if (next == overlay_)
     return r;
   std::swap(overlay_, next);
-  auto pub = publish_(effective(desired_));
+  const auto table = effective(desired_);
+  if (soft_ && soft_only_change(published_, table)) {
+    soft_(table); // workers read it in place: no rebuild, no new generation
+    published_ = table;
+    return r;
+  }
+  auto pub = publish_table(table);
   if (!pub) {
     std::swap(overlay_, next); // nothing changed
     return make_error("publish failed, health changes not applied: " + pub.error_message());

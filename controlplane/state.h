@@ -34,6 +34,17 @@ struct publish_outcome {
 using publish_fn = std::function<result<publish_outcome>(const std::vector<service_config>&)>;
 // Persists a committed config (the state file).
 using persist_fn = std::function<result<void>(const cp_config&)>;
+// Writes the soft fields of a published table input (each backend's
+// rtt_hint_us and weight) into the shared backend soft-state array, in place
+// (shm_publish.h). Backends not in the published tables are skipped.
+using soft_fn = std::function<void(const std::vector<service_config>&)>;
+
+// True when `next` differs from `published` only in values the soft-state
+// array carries: response-time hints, and weights of backends that stay
+// eligible (non-zero) in services whose scheduler reads weights per decision
+// (not a Maglev lookup table, which bakes weights in).
+bool soft_only_change(const std::vector<service_config>& published,
+                      const std::vector<service_config>& next);
 
 struct change_result {
   uint64_t generation = 0;       // generation now published (unchanged when nothing changed)
@@ -75,7 +86,11 @@ public:
   result<change_result> undrain(const std::string& service, const backend_ref& ref);
 
   // Health checks and slow start (backend_overlay.h): applies the updates in
-  // one publication. The desired config and the state file do not change.
+  // one publication, or, when they only move response-time hints and
+  // slow-start weights (soft_only_change) and a soft writer is set, in place
+  // through it without a new generation. The desired config and the state
+  // file do not change.
+  void set_soft_writer(soft_fn soft) { soft_ = std::move(soft); }
   result<change_result> set_health(const std::vector<overlay_update>& updates);
   const std::map<std::string, backend_overlay>& overlay() const { return overlay_; }
   // What is published: `c` with the overlay applied (a backend the operator
@@ -83,6 +98,8 @@ public:
   std::vector<service_config> effective(const cp_config& c) const;
 
 private:
+  // publish_ plus bookkeeping: what is published, soft values refreshed.
+  result<publish_outcome> publish_table(const std::vector<service_config>& table);
   result<change_result> commit(cp_config next, bool dry_run, bool force = false);
   result<backend_config*> find_backend(cp_config& c, const std::string& service,
                                        const backend_ref& ref);
@@ -90,6 +107,8 @@ private:
   abi::capacities caps_;
   publish_fn publish_;
   persist_fn persist_;
+  soft_fn soft_;
+  std::vector<service_config> published_; // the last table input published
   cp_config desired_;
   std::map<std::string, backend_overlay> overlay_; // by overlay_key(); default values absent
   uint64_t generation_ = 0;

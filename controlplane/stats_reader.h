@@ -32,6 +32,15 @@ struct counter_snapshot {
   std::vector<per_worker> workers;
 };
 
+// Share of the packets received by a worker (or, given the sums, by all) that
+// were handed to another worker: handoff_out / rx_packets, 0 before the first
+// packet. Since the dataplane started; a rate over a window is the PromQL
+// rate(sluice_worker_handoff_out_total[1m]) / rate(sluice_worker_rx_packets_total[1m]).
+inline double handoff_fraction(const std::array<uint64_t, worker_counter_count>& c) {
+  const uint64_t rx = c[size_t(worker_counter::rx_packets)];
+  return rx ? double(c[size_t(worker_counter::handoff_out)]) / double(rx) : 0.0;
+}
+
 counter_snapshot read_counters(const shm_region& region, const table_builder& builder,
                                const cp_config& config);
 

@@ -62,6 +62,23 @@ publish_fn with_steer_update(publish_fn inner, steer_hook_options o,
   };
 }
 
+result<bool> steer_refill_if_new(const steer_hook_options& o,
+                                 const std::vector<service_config>& services,
+                                 uint32_t& filled_prog_id) {
+  auto cur = bpf::steer_query(o.iface);
+  if (!cur)
+    return cur.err();
+  if (!cur->has_value() || (*cur)->prog_id == filled_prog_id)
+    return false;
+  auto set = wanted_set(o, services);
+  if (!set)
+    return set.err();
+  if (auto st = bpf::steer_update(o.iface, set.value()); !st)
+    return make_error(st.error_message());
+  filled_prog_id = (*cur)->prog_id;
+  return true;
+}
+
 nlohmann::json steer_counters(const std::string& iface) {
   auto st = bpf::steer_query(iface);
   if (!st)
@@ -87,6 +104,11 @@ bool steer_hook_available() {
 publish_fn with_steer_update(publish_fn inner, steer_hook_options,
                              std::function<void(const std::string&)>) {
   return inner;
+}
+
+result<bool> steer_refill_if_new(const steer_hook_options&, const std::vector<service_config>&,
+                                 uint32_t&) {
+  return false;
 }
 
 #endif

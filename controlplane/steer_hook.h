@@ -37,6 +37,15 @@ bool steer_hook_available();
 publish_fn with_steer_update(publish_fn inner, steer_hook_options o,
                              std::function<void(const std::string&)> log);
 
+// Fills the maps of the vip_steer program attached to `o.iface` with
+// `services` when that program is not `filled_prog_id` (then updated): a
+// restarted dataplane attaches a new program whose maps are empty, and no
+// publication follows a dataplane restart. True when it filled; one query
+// when nothing changed.
+result<bool> steer_refill_if_new(const steer_hook_options& o,
+                                 const std::vector<service_config>& services,
+                                 uint32_t& filled_prog_id);
+
 // vip_steer's per-CPU counters on `iface`, summed: {"iface", "program_id",
 // "counters": {NAME: N}}, or {"iface", "error"} when they cannot be read.
 nlohmann::json steer_counters(const std::string& iface);

@@ -42,7 +42,22 @@ int32_t min_per_weight(const uint32_t* list, uint32_t n, uint32_t start, Cost co
   return best;
 }
 
+// Names of the affinity table and its entries for one shared-memory object.
+std::pair<std::string, std::string> affinity_names(const std::string& shm_path) {
+  uint32_t tag = uint32_t(hash_bytes(reinterpret_cast<const uint8_t*>(shm_path.data()),
+                                     uint32_t(shm_path.size() & ~3u), 0x6166));
+  return {fmt::format("sh_aff_{:08x}", tag), fmt::format("sh_ent_{:08x}", tag)};
+}
+
 } // namespace
+
+void backend_scheduler::release_shared(const std::string& shm_path) {
+  const auto [name, mz_name] = affinity_names(shm_path);
+  if (rte_hash* h = rte_hash_find_existing(name.c_str()))
+    rte_hash_free(h);
+  if (const rte_memzone* mz = rte_memzone_lookup(mz_name.c_str()))
+    rte_memzone_free(mz);
+}
 
 result<void> backend_scheduler::init(shm_region& shm, uint16_t worker_id, uint16_t n_workers,
                                      int socket_id, uint32_t affinity_capacity, uint64_t seed,
@@ -59,10 +74,7 @@ result<void> backend_scheduler::init(shm_region& shm, uint16_t worker_id, uint16
 
   // One affinity table per shared-memory object, shared by every worker: the
   // first worker creates it, the others find it by name.
-  uint32_t tag = uint32_t(hash_bytes(reinterpret_cast<const uint8_t*>(shm.path().data()),
-                                     uint32_t(shm.path().size() & ~3u), 0x6166));
-  std::string name = fmt::format("sh_aff_{:08x}", tag);
-  std::string mz_name = fmt::format("sh_ent_{:08x}", tag);
+  const auto [name, mz_name] = affinity_names(shm.path());
   affinity_ = rte_hash_find_existing(name.c_str());
   const rte_memzone* mz = rte_memzone_lookup(mz_name.c_str());
   if (!affinity_) {
@@ -121,7 +133,17 @@ uint64_t backend_scheduler::response_us(const abi::backend_entry& be, uint32_t b
       ++n;
     }
   }
-  return n ? sum / n : be.rtt_hint_us;
+  if (n)
+    return sum / n;
+  const uint64_t soft = load_relaxed(shm_->backend_soft()[b].rtt);
+  return uint32_t(soft >> 32) == be.incarnation ? uint32_t(soft) : be.rtt_hint_us;
+}
+
+// The soft-state weight (slow start, written in place by the control plane)
+// when it was written for this incarnation, else the table's.
+uint64_t backend_scheduler::weight(const abi::backend_entry& be, uint32_t b) const {
+  const uint64_t soft = load_relaxed(shm_->backend_soft()[b].weight);
+  return uint32_t(soft >> 32) == be.incarnation && uint32_t(soft) ? uint32_t(soft) : be.weight;
 }
 
 void backend_scheduler::record_handshake(uint32_t backend, uint32_t rtt_us) {
@@ -144,10 +166,10 @@ int32_t backend_scheduler::pick_weighted_random(const table_view& v, const abi::
   const uint32_t* list = v.lookup + s.lookup_offset;
   uint64_t total = 0;
   for (uint32_t i = 0; i < s.lookup_size; ++i)
-    total += v.backends[list[i]].weight;
+    total += weight(v.backends[list[i]], list[i]);
   uint64_t r = (uint64_t(random_below(0xffffffffu)) * total) >> 32;
   for (uint32_t i = 0; i < s.lookup_size; ++i) {
-    uint32_t w = v.backends[list[i]].weight;
+    uint64_t w = weight(v.backends[list[i]], list[i]);
     if (r < w)
       return int32_t(list[i]);
     r -= w;
@@ -224,7 +246,7 @@ int32_t backend_scheduler::pick(const table_view& v, uint32_t svc, const abi::se
     int32_t best = -1;
     for (uint32_t i = 0; i < n; ++i) {
       uint32_t b = list[i];
-      int64_t w = v.backends[b].weight;
+      int64_t w = int64_t(weight(v.backends[b], b));
       wrr_current_[b] += w;
       total += w;
       if (best < 0 || wrr_current_[b] > wrr_current_[uint32_t(best)])
@@ -240,7 +262,7 @@ int32_t backend_scheduler::pick(const table_view& v, uint32_t svc, const abi::se
     c = c + 1 < n ? c + 1 : 0;
     return min_per_weight(
         list, n, c, [&](uint32_t b) { return active(b); },
-        [&](uint32_t b) { return weighted ? uint64_t(v.backends[b].weight) : 1u; });
+        [&](uint32_t b) { return weighted ? weight(v.backends[b], b) : uint64_t(1); });
   }
   case scheduler_kind::random:
     return pick_weighted_random(v, s);
@@ -248,7 +270,7 @@ int32_t backend_scheduler::pick(const table_view& v, uint32_t svc, const abi::se
     int32_t a = pick_weighted_random(v, s);
     int32_t b = pick_weighted_random(v, s);
     uint64_t la = active(uint32_t(a)), lb = active(uint32_t(b));
-    uint64_t wa = v.backends[a].weight, wb = v.backends[b].weight;
+    uint64_t wa = weight(v.backends[a], uint32_t(a)), wb = weight(v.backends[b], uint32_t(b));
     return la * wb <= lb * wa ? a : b;
   }
   case scheduler_kind::least_bandwidth: {
@@ -267,7 +289,7 @@ int32_t backend_scheduler::pick(const table_view& v, uint32_t svc, const abi::se
           uint64_t total = bytes(b);
           return total >= bw_snapshot_[b] ? total - bw_snapshot_[b] : 0;
         },
-        [&](uint32_t b) { return uint64_t(v.backends[b].weight); });
+        [&](uint32_t b) { return weight(v.backends[b], b); });
   }
   case scheduler_kind::least_response_time: {
     // Score = response time × (active flows + 1) / weight: the active-flow
@@ -290,7 +312,7 @@ int32_t backend_scheduler::pick(const table_view& v, uint32_t svc, const abi::se
           uint64_t r = response_us(v.backends[b], b);
           return (unsigned __int128)(r ? r : known_min) * (active(b) + 1);
         },
-        [&](uint32_t b) { return uint64_t(v.backends[b].weight); });
+        [&](uint32_t b) { return weight(v.backends[b], b); });
   }
   }
   return -1;

@@ -10,10 +10,14 @@
 // reads other workers' active-flow and byte counters from shared memory with
 // relaxed loads, never a lock. Candidates are the service's eligible backends
 // (up, weight > 0) as the table builder listed them, so weight 0 (drain) and
-// down backends are never chosen by any scheduler.
+// down backends are never chosen by any scheduler. Response-time hints and
+// slow-start weights are read from the backend soft-state array in shared
+// memory (abi::backend_soft) when written for the backend's incarnation, so
+// they change without a table publication.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <rte_hash.h>
@@ -56,6 +60,11 @@ public:
   int32_t pick(const table_view& v, uint32_t svc, const abi::service_entry& s, uint64_t flow_hash,
                const uint8_t* client, uint32_t now_ms, uint32_t abs_ms);
 
+  // Frees the affinity table shared by the workers of `shm_path` (it lives
+  // as long as the process otherwise). Only once no pipeline of that object
+  // remains: processes that build many pipelines over time (tests) call it.
+  static void release_shared(const std::string& shm_path);
+
   // A backend answered a SYN after `rtt_us` (NAT modes): feeds
   // least-response-time through this worker's smoothed estimate.
   void record_handshake(uint32_t backend, uint32_t rtt_us);
@@ -64,6 +73,7 @@ private:
   uint64_t active(uint32_t b) const;
   uint64_t bytes(uint32_t b) const;
   uint64_t response_us(const abi::backend_entry& be, uint32_t b) const;
+  uint64_t weight(const abi::backend_entry& be, uint32_t b) const;
   uint32_t random_below(uint32_t n);
   int32_t pick_weighted_random(const table_view& v, const abi::service_entry& s);
   int32_t pick_sh(const table_view& v, uint32_t svc, const abi::service_entry& s,

@@ -30,6 +30,9 @@ po::options_description make_description() {
      "(default: default)")
     ("shm-path", po::value<std::string>()->value_name("PATH"),
      "shared-memory object path, overrides the one derived from --instance")
+    ("flow-snapshot", po::value<std::string>()->value_name("PATH"),
+     "hitless restart: adopt the flows saved in PATH (then remove it) before taking traffic, "
+     "and save every flow there on a clean stop (SIGINT/SIGTERM)")
     ("port", po::value<std::string>()->value_name("P"),
      "one-armed layout: DPDK port id used for clients and backends")
     ("client-port", po::value<std::string>()->value_name("P"),
@@ -69,6 +72,12 @@ po::options_description make_description() {
      "first sleep once backed off, 1..1000 us; doubles per empty poll (default: 50)")
     ("idle-sleep-max-us", po::value<std::string>()->value_name("N"),
      "cap of the doubling sleep, idle-sleep-us..100000 us (default: 1000)")
+    ("new-flow-budget", po::value<std::string>()->value_name("N"),
+     "new flows per second for the whole balancer, each worker taking 1/n; a new flow over it "
+     "is dropped (counter new_flow_budget), 0..100000000 (default: 0, unlimited)")
+    ("new-flow-budget-burst", po::value<std::string>()->value_name("N"),
+     "depth of the new-flow budget's token bucket in flows, whole balancer, 0..100000000 "
+     "(default: 0, the same as --new-flow-budget); needs --new-flow-budget")
     ("stats-interval-ms", po::value<std::string>()->value_name("N"),
      "print summed worker counters every N ms (default: 0, off)");
   // clang-format on
@@ -186,6 +195,11 @@ result<dataplane_options> parse_dataplane_options(int argc, const char* const* a
     if (v->empty())
       return bad("shm-path", *v, "expected a path");
     o.shm_path = *v;
+  }
+  if (auto v = get<std::string>(vm, "flow-snapshot")) {
+    if (v->empty() || v->back() == '/')
+      return bad("flow-snapshot", *v, "expected a file path");
+    o.flow_snapshot = *v;
   }
 
   // Port layout.
@@ -314,6 +328,17 @@ result<dataplane_options> parse_dataplane_options(int argc, const char* const* a
   if (auto s = read_uint<uint32_t>(vm, "stats-interval-ms", 0, 3600u * 1000, o.stats_interval_ms);
       !s)
     return s.err();
+  // The same bound as the services' client_rate (config_validate).
+  constexpr uint32_t max_budget = 100000000;
+  if (auto s = read_uint<uint32_t>(vm, "new-flow-budget", 0, max_budget, o.new_flow_budget); !s)
+    return s.err();
+  if (auto s =
+          read_uint<uint32_t>(vm, "new-flow-budget-burst", 0, max_budget, o.new_flow_budget_burst);
+      !s)
+    return s.err();
+  if (o.new_flow_budget_burst && !o.new_flow_budget)
+    return bad("new-flow-budget-burst", std::to_string(o.new_flow_budget_burst),
+               "needs --new-flow-budget");
   return o;
 }
 

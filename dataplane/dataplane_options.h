@@ -24,7 +24,8 @@ struct dataplane_options {
   bool help = false; // --help: print usage and exit 0
 
   std::string instance = "default";
-  std::string shm_path; // empty: shm_region::default_path(instance)
+  std::string shm_path;      // empty: shm_region::default_path(instance)
+  std::string flow_snapshot; // empty: flows are not saved on stop nor adopted on start
 
   // Port layout: one-armed (--port) or two-armed (--client-port/--backend-port).
   bool two_armed = false;
@@ -54,6 +55,11 @@ struct dataplane_options {
   uint32_t idle_sleep_max_us = 1000; // up to this (idle_sleep_us..100000)
 
   uint32_t stats_interval_ms = 0; // 0: no periodic stats
+
+  // New flows per second for the whole balancer and its bucket depth (0:
+  // unlimited; burst 0: the rate); pipeline_config::new_flow_budget.
+  uint32_t new_flow_budget = 0;
+  uint32_t new_flow_budget_burst = 0;
 };
 
 inline constexpr int exit_usage = 2;

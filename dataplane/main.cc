@@ -24,7 +24,9 @@
 #include <rte_pdump.h>
 
 #include "dataplane_options.h"
+#include "dnat_flow_rules.h"
 #include "eal_memory.h"
+#include "flow_handover.h"
 #include "flow_telemetry.h"
 #include "neighbour_manager.h"
 #include "neighbour_table.h"
@@ -158,6 +160,13 @@ int run(const dataplane_options& o) {
     infos.push_back(p.value());
   }
   const steering_config steering = make_steering(infos, n_workers);
+  // dnat's replies carry no field the balancer chooses: NICs with rte_flow RSS
+  // on a subset of the tuple deliver them to their owner; others hand off.
+  std::vector<dnat_flow_steering::port_side> dnat_sides;
+  for (size_t i = 0; i < infos.size(); ++i)
+    dnat_sides.push_back({infos[i].port_id, !o.two_armed || i == 0, !o.two_armed || i == 1});
+  dnat_flow_steering dnat_steer =
+      dnat_flow_steering::probe(dnat_sides, n_workers, steering.rss_key, steering.reta);
 
   auto handoff_r = create_handoff_rings(n_workers, socket);
   if (!handoff_r)
@@ -187,6 +196,8 @@ int run(const dataplane_options& o) {
     cfg.flow_capacity = o.flow_table_size;
     cfg.nat_port_min = o.nat_port_min;
     cfg.nat_port_max = o.nat_port_max;
+    cfg.new_flow_budget = o.new_flow_budget;
+    cfg.new_flow_budget_burst = o.new_flow_budget_burst;
     cfg.steering = steering;
     int ws = int(rte_lcore_to_socket_id(st.worker_lcores[w]));
     cfg.socket_id = ws < 0 ? socket : ws;
@@ -227,6 +238,23 @@ int run(const dataplane_options& o) {
   ncfg.exception = exception_r.value();
   ncfg.n_workers = n_workers;
   ncfg.stats_interval_ms = o.stats_interval_ms;
+  uint64_t dnat_generation = ~uint64_t(0);
+  if (dnat_steer.mode() == dnat_steering_mode::rte_flow)
+    ncfg.on_poll = [&] {
+      const uint64_t gen = load_acquire(shm.header()->generation);
+      if (gen == dnat_generation)
+        return;
+      auto want = dnat_endpoints(shm.view(unsigned(gen % 2)), shm.caps().max_services,
+                                 shm.caps().max_backends);
+      if (load_acquire(shm.header()->generation) != gen)
+        return; // a publication landed while we read: look again next poll
+      if (!dnat_steer.sync(want))
+        std::fprintf(stderr,
+                     "%s: warning: %lu dnat rte_flow rule(s) refused so far; their packets "
+                     "are handed to their owner in software\n",
+                     prog, static_cast<unsigned long>(dnat_steer.refused()));
+      dnat_generation = gen;
+    };
   neighbour_manager nm(ncfg, neighbours, shm);
   if (!nm.add_static(o.neighbours))
     die(exit_usage, "--neigh: too many static neighbours");
@@ -242,13 +270,18 @@ int run(const dataplane_options& o) {
               n_workers == 1      ? "none (one worker)"
               : steering.software ? "software (DSR on its queue; nat and dnat checked, "
                                     "handed to their owner)"
-                                  : "hardware RSS (DSR and nat on their queue; dnat handed to "
-                                    "its owner)",
+                                  : "hardware RSS (DSR and nat on their queue; dnat by its "
+                                    "owner, next line)",
               o.busy_poll ? "busy-poll"
                           : fmt::format("back-off after {} polls, {} pause polls, sleep {}..{} us",
                                         o.idle_threshold, o.idle_pause_polls, o.idle_sleep_us,
                                         o.idle_sleep_max_us)
                                 .c_str());
+  std::printf("%s: dnat steering %s\n", prog, dnat_steer.describe().c_str());
+
+  // Hitless restart: the previous process's flows before the first packet.
+  if (!o.flow_snapshot.empty())
+    adopt_flow_snapshot(o.flow_snapshot, st.pipelines);
 
   for (uint16_t w = 0; w < n_workers; ++w) {
     if (int rc = rte_eal_remote_launch(worker_main, &st.contexts[w], st.worker_lcores[w]); rc != 0)
@@ -264,7 +297,11 @@ int run(const dataplane_options& o) {
     for (size_t i = 0; i < infos.size(); ++i)
       sources.push_back(port_stats_source{infos[i].port_id,
                                           o.two_armed ? (i == 0 ? "client" : "backend") : "port",
-                                          infos[i].xsk_fds});
+                                          infos[i].xsk_fds,
+                                          n_workers == 1      ? "none"
+                                          : steering.software ? "software"
+                                                              : "hardware-rss",
+                                          dnat_steering_name(dnat_steer.mode())});
     register_port_telemetry(sources);
   }
   // Tell the control plane where our telemetry socket is: a symlink it finds
@@ -282,11 +319,15 @@ int run(const dataplane_options& o) {
   nm.run();
 
   rte_eal_mp_wait_lcore();
+  // The workers are stopped: their tables are ours to read.
+  if (!o.flow_snapshot.empty())
+    save_flow_snapshot(o.flow_snapshot, st.pipelines);
   std::printf("%s: stopping; neighbour requests sent %lu, neighbours learned %lu\n", prog,
               static_cast<unsigned long>(nm.requests_sent()),
               static_cast<unsigned long>(nm.learned()));
   nm.print_stats();
   unregister_port_telemetry();
+  dnat_steer.remove_all();
   for (uint16_t port : st.ports)
     shutdown_port(port);
   unregister_flow_telemetry();

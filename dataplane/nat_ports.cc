@@ -1,6 +1,7 @@
 #include "nat_ports.h"
 
 #include <fmt/format.h>
+#include <utility>
 
 #include <rte_byteorder.h>
 #include <rte_thash.h>
@@ -105,6 +106,37 @@ void nat_ports::fill_set(port_set& s, const ip_addr& backend, uint16_t bport_hos
   s.closing.assign(std::min<size_t>(closing_capacity, std::max<size_t>(s.fifo.size(), 1)), 0);
   s.closing_head = s.closing_count = 0;
   s.in_use = true;
+}
+
+bool nat_ports::reserve(uint32_t slot, const ip_addr& pool, uint16_t port_be, nat_lease& out) {
+  if (slot >= slots_.size())
+    return false;
+  const slot_binding& b = slots_[slot];
+  const uint16_t port = uint16_t(port_be >> 8 | port_be << 8);
+  for (uint32_t t = 0; t < b.count; ++t) {
+    const uint16_t si = uint16_t(b.first + t);
+    port_set& s = sets_[si];
+    if (!(pool_[s.pool] == pool))
+      continue;
+    if ((s.leased[port >> 6] >> (port & 63)) & 1)
+      return false;
+    const uint32_t n = uint32_t(s.fifo.size());
+    for (uint32_t k = 0; k < s.free_count; ++k) {
+      uint32_t i = s.head + k >= n ? s.head + k - n : s.head + k;
+      if (s.fifo[i] != port)
+        continue;
+      // The head's port takes this one's place; the reserved one leaves at the head.
+      std::swap(s.fifo[i], s.fifo[s.head]);
+      s.head = s.head + 1 == n ? 0 : s.head + 1;
+      --s.free_count;
+      s.leased[port >> 6] |= 1ull << (port & 63);
+      out.set = si;
+      out.port_be = port_be;
+      return true;
+    }
+    return false; // not this worker's port
+  }
+  return false;
 }
 
 bool nat_ports::owns(uint16_t set, uint16_t port_host) const {

@@ -93,6 +93,12 @@ public:
     }
     return false;
   }
+  // Takes a given free port of backend slot `slot` on pool address `pool`:
+  // adopting a flow another process or instance chose the port for (flow
+  // snapshot, flow sync), so it is never handed out twice. O(free ports of
+  // the set): a cold path. False when the slot has no set on `pool`, or the
+  // port is not this worker's or is already leased.
+  bool reserve(uint32_t slot, const ip_addr& pool, uint16_t port_be, nat_lease& out);
   // Returns a lease to the tail of its set's FIFO. A port that is not leased
   // (double release, or a lease from before a restart) is ignored and counted.
   void release(nat_lease l) {

@@ -64,6 +64,8 @@ void neighbour_manager::poll(uint64_t now_ns) {
   const uint64_t gen = load_acquire(shm_.header()->generation);
   if (dirty_ || gen != last_generation_ || now_ns - last_refresh_ns_ >= refresh_interval_ms * ms)
     refresh(now_ns);
+  if (cfg_.on_poll)
+    cfg_.on_poll();
   if (cfg_.stats_interval_ms != 0 && now_ns - last_stats_ns_ >= cfg_.stats_interval_ms * ms) {
     if (last_stats_ns_ != 0)
       print_stats();

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -40,6 +41,9 @@ struct neighbour_manager_config {
   rte_ring* exception = nullptr;
   uint16_t n_workers = 1;
   uint32_t stats_interval_ms = 0;
+  // Called on every poll, on the main lcore (e.g. to reconcile rte_flow rules
+  // with the published tables); may be empty.
+  std::function<void()> on_poll;
 };
 
 class neighbour_manager {

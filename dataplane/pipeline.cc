@@ -240,4 +240,17 @@ uint64_t pipeline::flows_active() const {
   return load_relaxed(impl_->ctr_->worker[size_t(worker_counter::flows_active)]);
 }
 
+void pipeline::export_flows(std::vector<flow_sync_record>& out) const {
+  impl_->export_flows<false>(out);
+  impl_->export_flows<true>(out);
+}
+
+void pipeline::adopt_flows(const flow_sync_record* recs, size_t n, adopt_summary& sum) {
+  impl_->adopt_flows(recs, n, sum);
+}
+
+uint16_t pipeline::owner_of_flow(const flow_sync_record& r) const {
+  return impl_->owner_of_flow(r);
+}
+
 } // namespace sluice::dp

@@ -22,6 +22,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "flow_sync_record.h"
 #include "ip_addr.h"
 #include "neighbour_table.h"
 #include "result.h"
@@ -176,6 +177,18 @@ public:
   // be a moment old; it is never torn across two flows.
   uint64_t list_flows(std::vector<flow_row>& out, size_t max, const flow_filter& filter,
                       uint64_t cursor, uint32_t reader_id) const;
+  // Flow hand-over (flow_sync_record.h, hitless restart). Appends every live
+  // flow of this worker to `out`; only while the worker is not running.
+  void export_flows(std::vector<flow_sync_record>& out) const;
+  // Adopts records into this worker's tables as if it had created the flows
+  // (entries, NAT port lease, gauges, remaining timeout); what cannot be
+  // adopted is counted in `sum` and in flows_adopt_refused. Only on the
+  // worker's own thread or before it starts, after begin_burst loaded the
+  // generation the records are resolved against.
+  void adopt_flows(const flow_sync_record* recs, size_t n, adopt_summary& sum);
+  // The worker of this process that must hold the flow of `r`: the steering
+  // rule of its mode (docs/dataplane.md, "Steering").
+  uint16_t owner_of_flow(const flow_sync_record& r) const;
   pipeline_impl& impl() { return *impl_; }
 
 private:

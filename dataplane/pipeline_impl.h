@@ -9,6 +9,7 @@
 //   pipeline_defence.cc    new-flow admission (limits, caps), full-NAT ports,
 //                          mid-flow RST
 //   pipeline_synproxy.cc   SYN cookies and the proxied handshake (nat, dnat)
+//   pipeline_adopt.cc      flow hand-over: export and adopt flow_sync_records
 //   pipeline.cc            set-up, generations, the public wrapper
 // Everything here is owned by exactly one worker thread.
 #pragma once
@@ -22,6 +23,7 @@
 
 #include "backend_scheduler.h"
 #include "flow_limits.h"
+#include "flow_sync_record.h"
 #include "flow_table.h"
 #include "nat_ports.h"
 #include "packet_parse.h"
@@ -236,6 +238,15 @@ public:
   }
   void flush_handoffs(burst_output& out);
   void note_generation_modes();
+
+  // --- flow hand-over (pipeline_adopt.cc) ---
+  template <bool V6> void export_flows(std::vector<flow_sync_record>& out) const;
+  void adopt_flows(const flow_sync_record* recs, size_t n, adopt_summary& sum);
+  // adopt_refusal::count when adopted.
+  template <bool V6> adopt_refusal adopt_flow(const flow_sync_record& r);
+  // Backend slot of service `svc` with the record's backend address and port, or -1.
+  int32_t adopt_backend_slot(int32_t svc, const flow_sync_record& r) const;
+  uint16_t owner_of_flow(const flow_sync_record& r) const;
 
   // --- slow paths (pipeline_slow_path.cc) ---
   void handle_arp(rte_mbuf* m, const parsed_packet& p, side rx, burst_output& out);

@@ -28,11 +28,13 @@ template <bool V6> void pipeline_impl::release_flow(int32_t pos, bool was_expire
   if (was_expired)
     count(worker_counter::flows_expired);
   counter_sub(ctr_->worker[size_t(worker_counter::flows_active)], 1);
-  if (e.active) {
+  if (e.active == gauge_active) {
     counter_sub(svc_ctr_[e.service].active_flows, 1);
     counter_sub(be_ctr_[e.backend].active_flows, 1);
-    e.active = 0;
+  } else if (e.active == gauge_inactive) {
+    counter_sub(be_ctr_[e.backend].inactive_flows, 1);
   }
+  e.active = gauge_none;
   e.peer = 0;
   ft.erase(pos);
   table_deleted_ = true;

@@ -25,16 +25,24 @@ void pipeline_impl::set_state(int32_t fpos, flow_entry& e, tcp_track t,
   ft.set_class(fpos, c);
   if (e.peer)
     ft.set_class(int32_t(e.peer - 1), c);
-  uint8_t act = state_is_active(t.state) ? 1 : 0;
-  if (act != e.active) {
-    e.active = act;
-    if (act) {
+  // flow_entry::active says which gauge holds the flow: none yet (a new
+  // entry, zeroed by emplace), active or inactive. Every flow is in exactly
+  // one gauge from its first state until release_flow.
+  uint8_t g = state_is_active(t.state) ? gauge_active : gauge_inactive;
+  if (g != e.active) {
+    if (e.active == gauge_active) {
+      counter_sub(svc_ctr_[e.service].active_flows, 1);
+      counter_sub(be_ctr_[e.backend].active_flows, 1);
+    } else if (e.active == gauge_inactive) {
+      counter_sub(be_ctr_[e.backend].inactive_flows, 1);
+    }
+    if (g == gauge_active) {
       counter_add(svc_ctr_[e.service].active_flows, 1);
       counter_add(be_ctr_[e.backend].active_flows, 1);
     } else {
-      counter_sub(svc_ctr_[e.service].active_flows, 1);
-      counter_sub(be_ctr_[e.backend].active_flows, 1);
+      counter_add(be_ctr_[e.backend].inactive_flows, 1);
     }
+    e.active = g;
   }
   defence_state_change(e, before, fpos);
 }

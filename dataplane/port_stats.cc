@@ -117,6 +117,8 @@ int port_cmd(const char*, const char* params, rte_tel_data* d) {
   rte_tel_data_add_dict_string(d, "name", name);
   rte_tel_data_add_dict_string(d, "driver", info.driver_name ? info.driver_name : "unknown");
   rte_tel_data_add_dict_string(d, "role", it->role.c_str());
+  rte_tel_data_add_dict_string(d, "steering", it->steering.c_str());
+  rte_tel_data_add_dict_string(d, "dnat_steering", it->dnat_steering.c_str());
   const uint16_t n_rxq = info.nb_rx_queues;
   const uint16_t n_txq = info.nb_tx_queues;
   rte_tel_data_add_dict_int(d, "rx_queues", n_rxq);

@@ -3,7 +3,10 @@
 // them to `sluicectl ports` and /metrics as sluice_port_*):
 //   /sluice/ports     {"ports": [PORT_ID, ...]} in the order of the layout
 //   /sluice/port,ID   one port: "port", "name", "driver", "role"
-//                     (port|client|backend), "rx_queues", "stats" (rte_eth_stats
+//                     (port|client|backend), "steering" (how a packet reaches
+//                     its owner worker: none | hardware-rss | software),
+//                     "dnat_steering" (none | rte_flow | handoff),
+//                     "rx_queues", "stats" (rte_eth_stats
 //                     totals), per-queue arrays q_ipackets, q_opackets,
 //                     q_ibytes, q_obytes, q_errors, "xstats" (the driver's
 //                     non-zero extended statistics, at most 250), and for
@@ -24,8 +27,10 @@ namespace sluice::dp {
 
 struct port_stats_source {
   uint16_t port_id = 0;
-  std::string role;         // "port" (one-armed), "client" or "backend"
-  std::vector<int> xsk_fds; // per RX queue, -1: unknown (port_info::xsk_fds)
+  std::string role;                   // "port" (one-armed), "client" or "backend"
+  std::vector<int> xsk_fds;           // per RX queue, -1: unknown (port_info::xsk_fds)
+  std::string steering = "none";      // none | hardware-rss | software
+  std::string dnat_steering = "none"; // none | rte_flow | handoff
 };
 
 // Registers the commands for `ports` (copied; safe to call once at start-up).

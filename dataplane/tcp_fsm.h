@@ -188,4 +188,10 @@ constexpr bool state_is_active(flow_state s) {
          s == flow_state::adopted || s == flow_state::udp || s == flow_state::udp_unanswered;
 }
 
+// Values of flow_entry::active: the gauge that holds the flow. A new entry is
+// in none until its first state is set; from then on in exactly one.
+inline constexpr uint8_t gauge_none = 0;
+inline constexpr uint8_t gauge_active = 1;   // active_flows (ActiveConn)
+inline constexpr uint8_t gauge_inactive = 2; // backend inactive_flows (InActConn)
+
 } // namespace sluice::dp

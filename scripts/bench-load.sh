@@ -15,7 +15,16 @@
 #   --rate PPS       offered rate of established cases (default: as fast as
 #                    pktgen goes; with --ndr the search's upper bound, 20000000)
 #   --cps N          churn: new connections per second (default 200000)
+#   --pool N         full-NAT pool addresses (default: one per 60,000 ports the
+#                    case needs, see write_profile); --pool 1 measures the
+#                    connection rate one pool address sustains
 #   --flood-pps N    flood cases: spoofed packets per second (default 2000000)
+#   --synproxy MODE  off|on|auto: SYN cookies for the nat/dnat services
+#                    (publish_tables --synproxy; default: the service default, off).
+#                    With on/auto the churn clients send their first request
+#                    REQUEST_DELAY_MS (default 100) after the handshake's ACK:
+#                    the proxy drops data until the backend side is open and
+#                    the stateless clients do not retransmit
 #   --duration S     seconds per run or NDR trial (default 5)
 #   --ndr            binary-search the zero-loss rate of established, reverse
 #                    and churn cases (churn: --cps is the upper bound)
@@ -23,9 +32,11 @@
 #   --workers N      dataplane workers (default 1); cores 1..N, pktgen on N+1
 #                    (or on core 0 when the machine has no more)
 #   --check          functional mode for the test suite: the mixed case in
-#                    every mode at a modest rate for 2 s; exit 1 unless every
-#                    run has zero loss, no failed connection, no rewrite
-#                    mismatch and traffic in both directions
+#                    every mode at a modest rate for 2 s, then the churn case
+#                    in nat (one pool address, 2,000 new connections/s for
+#                    2 s); exit 1 unless every run has zero loss, no failed
+#                    connection, no rewrite mismatch and traffic in both
+#                    directions
 #   --build DIR      build directory (default: build)
 #   --out DIR        keep profiles, logs and JSON summaries there
 #
@@ -38,6 +49,8 @@ modes=nat,dnat,dsr-l2,dsr-ipip,dsr-gue
 flows_list=1,1000,1000000
 rate=
 cps=200000
+pool_n=
+synproxy=
 flood_pps=2000000
 duration=5
 ndr=0
@@ -53,6 +66,8 @@ while (($#)); do
   --flows) flows_list=$2; shift ;;
   --rate) rate=$2; shift ;;
   --cps) cps=$2; shift ;;
+  --pool) pool_n=$2; shift ;;
+  --synproxy) synproxy=$2; shift ;;
   --flood-pps) flood_pps=$2; shift ;;
   --duration) duration=$2; shift ;;
   --ndr) ndr=1 ;;
@@ -84,7 +99,8 @@ if ((free_hp < 600)); then
 fi
 
 if ((check)); then
-  [[ $cases == established,churn,ceiling ]] && cases=mixed
+  [[ $cases == established,churn,ceiling ]] && cases=mixed,churn
+  check_cps=2000
   flows_list=1000
   rate=5000
   cps=500
@@ -135,10 +151,16 @@ write_profile() { # name case mode flows
   # One NAT pool address per 60,000 flows (a pool address has 64,512 ports);
   # a closed connection holds its port for the FIN timeout plus up to one 2 s
   # expiry sweep (and a second of slack).
-  local pool=10.200.0.2 n need=$flows
+  local pool=10.200.0.2 n need=$flows c=$cps p=$pool_n
+  if ((check)) && [[ $kind == churn ]]; then
+    c=$check_cps
+    p=1
+  fi
   [[ $kind == established || $kind == reverse || $kind == ceiling ]] ||
-    need=$((flows + cps * (fin_timeout + 3)))
-  for ((n = 1; n <= need / 60000 && n < 250; n++)); do pool+=", 10.200.0.$((n + 2))"; done
+    need=$((flows + c * (fin_timeout + 3)))
+  local n_pool=${p:-$((need / 60000 + 1))}
+  ((n_pool > 250)) && n_pool=250
+  for ((n = 1; n < n_pool; n++)); do pool+=", 10.200.0.$((n + 2))"; done
   local frames=$frame
   local r=${rate:-0}
   ((ndr)) && r=${rate:-20000000}
@@ -177,12 +199,15 @@ EOF
     cat >>"$work/$name.yaml" <<EOF
   - type: churn
     service: svc
-    conns_per_s: $cps
+    conns_per_s: $c
     requests: 1
     request_bytes: 64
     response_bytes: 256
     close: fin
 EOF
+    if [[ $synproxy == on || $synproxy == auto ]]; then
+      echo "    request_delay_ms: ${REQUEST_DELAY_MS:-100}" >>"$work/$name.yaml"
+    fi
     if [[ $kind != churn ]]; then
       local flood=$kind
       [[ $kind == mixed ]] && flood=syn-flood
@@ -218,7 +243,8 @@ start_dataplane() { # profile
     sleep 0.1
   done
   # shellcheck disable=SC2086
-  "$pub_bin" --shm-path "$shm" $pub --timeout-fin "$fin_timeout" --ack-timeout-ms 5000 >/dev/null
+  "$pub_bin" --shm-path "$shm" $pub --timeout-fin "$fin_timeout" --ack-timeout-ms 5000 \
+    ${synproxy:+--synproxy "$synproxy"} >/dev/null
 }
 
 stop_dataplane() {
@@ -228,13 +254,24 @@ stop_dataplane() {
   dp_pid=
 }
 
+# Once pktgen's summary is out it stops polling and waits for the links to go
+# down (--wait-peer-close): the dataplane is stopped first, so neither side
+# tears memif rings down under a peer still polling them (the memif PMD's
+# disconnect race, docs/benchmarking.md).
 run_pktgen() { # name profile extra...
-  local name=$1 profile=$2
+  local name=$1 profile=$2 pg rc=0
   shift 2
   timeout 600 "$pg_bin" -l "$pg_core" --file-prefix "$tag-pg" --no-pci "$@" -- \
-    --profile "$profile" --json "$work/$name.json" --stats-interval-ms 1000 \
+    --profile "$profile" --json "$work/$name.json" --stats-interval-ms 1000 --wait-peer-close 20 \
     $( ((ndr)) && [[ $name == established* || $name == reverse* || $name == churn* ]] && echo --ndr) \
-    >"$work/$name.pg.log" 2>&1
+    >"$work/$name.pg.log" 2>&1 &
+  pg=$!
+  while kill -0 "$pg" 2>/dev/null && ! grep -qs "^waiting up to" "$work/$name.pg.log"; do
+    sleep 0.2
+  done
+  stop_dataplane
+  wait "$pg" || rc=$?
+  return "$rc"
 }
 
 # MEMIF_ZC=1: pktgen's memif client ports in zero-copy mode (its mbufs are the
@@ -322,6 +359,7 @@ for kind in "${case_list[@]}"; do
   fi
   for mode in "${mode_list[@]}"; do
     [[ $kind == reverse && $mode != nat && $mode != dnat ]] && continue
+    ((check)) && [[ $kind == churn && $mode != nat ]] && continue
     fl=("${flow_counts[@]}")
     [[ $kind == established || $kind == reverse || $kind == mixed ]] || fl=(-)
     for flows in "${fl[@]}"; do
@@ -329,7 +367,13 @@ for kind in "${case_list[@]}"; do
       [[ $f == - ]] && f=1
       name=$kind-$mode-$f
       flow_table=$((f * 2 > 65536 ? f * 2 : 65536))
-      [[ $kind == established || $kind == reverse ]] || flow_table=$((cps * 4 > flow_table ? cps * 4 : flow_table))
+      # Connections: a closed one keeps its entry (and NAT port) for the FIN
+      # timeout plus a sweep; a table smaller than that evicts closing entries
+      # and late FIN-ACKs then meet no state (RST, failed connections).
+      kc=$cps
+      ((check)) && [[ $kind == churn ]] && kc=$check_cps
+      need_ft=$((2 * kc * (fin_timeout + 3)))
+      [[ $kind == established || $kind == reverse ]] || flow_table=$((need_ft > flow_table ? need_ft : flow_table))
       # Floods: the dataplane's default table (a flood fills a small one in
       # milliseconds, which would measure the table size, not the balancer).
       [[ $kind == *flood || $kind == mixed ]] && ((!check)) && flow_table=$((flow_table > 1048576 ? flow_table : 1048576))

@@ -7,7 +7,7 @@
 # regression input once fixed. Prints executions and coverage at the end.
 #
 # usage: scripts/fuzz.sh TARGET [SECONDS]
-#   TARGET  fuzz_api | fuzz_config | fuzz_state_file | fuzz_packet_parse, or
+#   TARGET  fuzz_api | fuzz_config | fuzz_state_file | fuzz_packet_parse | fuzz_pipeline, or
 #           the path of a built target (build dir: $SLUICE_BUILD_DIR or build)
 # Exit 0 no crash, 1 crash (reproducer saved), 77 target not built.
 set -euo pipefail

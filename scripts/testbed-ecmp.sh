@@ -24,6 +24,8 @@
 #   scripts/testbed-ecmp.sh kill N          kill -9 instance N (dataplane, control plane, BIRD)
 #   scripts/testbed-ecmp.sh start N         (re)start instance N
 #   scripts/testbed-ecmp.sh stop N          graceful: control plane (withdraws) first, then the rest
+#   scripts/testbed-ecmp.sh restart N       hitless restart of instance N's dataplane (its flows
+#                                           saved on SIGTERM, adopted by the new process)
 #   scripts/testbed-ecmp.sh cut N           instance N's link down (a host failure: no FIN,
 #                                           no BGP notification; only BFD tells the router)
 #   scripts/testbed-ecmp.sh uncut N         its link up again
@@ -32,7 +34,10 @@
 # Environment: SLUICE_TB_PREFIX (namespace prefix, default "se"), SLUICE_TB_LBS
 # (instances, default 3), SLUICE_TB_BACKENDS (default 2), SLUICE_BUILD_DIR,
 # SLUICE_TB_PREPEND_N="N:K" (instance N announces with K extra AS-path copies:
-# an active-passive set-up), SLUICE_TB_MODE (default dsr-ipip).
+# an active-passive set-up), SLUICE_TB_MODE (default dsr-ipip),
+# SLUICE_TB_DROP_SNAPSHOT=1 (restart N: delete the flow snapshot before the new
+# dataplane starts, a control run of what the snapshot saves), SLUICE_TB_CP_ARGS
+# (extra sluice-controlplane options, e.g. "--heartbeat-max-age-ms 10000").
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -171,15 +176,13 @@ prepend_of() { # N: extra AS-path copies for instance N
   [[ -n $spec && ${spec%%:*} == "$1" ]] && echo "${spec#*:}" || echo 0
 }
 
-start_instance() { # N
-  local n=$1 build ns dp cp steer_obj
+start_dataplane() { # N: the dataplane of instance N, adopting its flow snapshot if any
+  local n=$1 build ns dp steer_obj
   build=$(cat "$state/build_dir")
   ns=$(lb_ns "$n")
   dp=$build/dataplane/sluice-dataplane
-  cp=$build/controlplane/sluice-controlplane
   steer_obj=$(cd "$build" && pwd)/bpf/vip_steer.bpf.o
   local shm=/dev/shm/sluice-$prefix-lb$n
-  # The dataplane first: the control plane only announces while it runs.
   local neigh=(--neigh "198.51.100.1=$router_mac") i
   for ((i = 1; i <= n_backends; i++)); do
     neigh+=(--neigh "$(be_addr "$i")=$(be_mac "$i")")
@@ -188,21 +191,34 @@ start_instance() { # N
   # A dataplane killed with -9 leaves its XDP program attached: detach it.
   in_ns "$ns" ip link set lb0 xdp off 2>/dev/null || true
   in_ns "$ns" ip link set lb0 xdpgeneric off 2>/dev/null || true
+  local lines=0
+  [[ -f $state/dataplane$n.log ]] && lines=$(wc -l <"$state/dataplane$n.log")
   start_daemon "dataplane$n" "$ns" "$dp" -l 0,1 --no-pci --file-prefix "$prefix-lb$n" --no-huge \
     -m 512 --no-shconf --log-level '*:warning' \
     --vdev "net_af_xdp0,iface=lb0,start_queue=0,queue_count=1,xdp_prog=$steer_obj" -- \
     --port 0 --shm-path "$shm" --instance "$prefix-lb$n" --addr "$(lb_own "$n")/24" \
-    --nat-pool "$(lb_pool "$n")" --gateway 198.51.100.1 "${neigh[@]}" --flow-table-size 65536
+    --nat-pool "$(lb_pool "$n")" --gateway 198.51.100.1 "${neigh[@]}" --flow-table-size 65536 \
+    --flow-snapshot "$state/lb$n.flows"
   local t
   for ((t = 0; t < 100; t++)); do
-    grep -q '^port 0:' "$state/dataplane$n.log" 2>/dev/null && break
+    tail -n +$((lines + 1)) "$state/dataplane$n.log" 2>/dev/null | grep -q '^port 0:' && break
     kill -0 "$(cat "$state/dataplane$n.pid")" 2>/dev/null || break
     sleep 0.1
   done
-  grep -q '^port 0:' "$state/dataplane$n.log" || {
+  tail -n +$((lines + 1)) "$state/dataplane$n.log" | grep -q '^port 0:' || {
     tail -n 15 "$state/dataplane$n.log" >&2
     die "sluice-dataplane of lb$n did not start"
   }
+}
+
+start_instance() { # N
+  local n=$1 build ns cp
+  build=$(cat "$state/build_dir")
+  ns=$(lb_ns "$n")
+  cp=$build/controlplane/sluice-controlplane
+  local shm=/dev/shm/sluice-$prefix-lb$n
+  # The dataplane first: the control plane only announces while it runs.
+  start_dataplane "$n"
   local peers=() j
   for ((j = 1; j <= n_lbs; j++)); do
     ((j == n)) || peers+=(--peer "$(lb_kernel "$j"):$peer_port")
@@ -214,7 +230,8 @@ start_instance() { # N
     --steer-iface lb0 --steer-own "$(lb_own "$n")" --steer-nat-pool "$(lb_pool "$n")" \
     --bgp-include "$state/lb$n.bird-include.conf" --bird-socket "$state/lb$n.bird.ctl" \
     --bgp-local-as 65001 --bgp-neighbor 198.51.100.1,65000 --bgp-prepend "$(prepend_of "$n")" \
-    --peer-listen "$(lb_kernel "$n"):$peer_port" "${peers[@]}"
+    --peer-listen "$(lb_kernel "$n"):$peer_port" "${peers[@]}" \
+    --flow-snapshot "$state/lb$n.flows" --restart-hold-ms 15000 ${SLUICE_TB_CP_ARGS:-}
   # BIRD last: it reads the include file the control plane writes (an empty one
   # until then).
   [[ -f $state/lb$n.bird-include.conf ]] || : >"$state/lb$n.bird-include.conf"
@@ -240,7 +257,7 @@ stop_instance() { # N signal
   stop_daemon "controlplane$n" TERM 5
   stop_daemon "dataplane$n" TERM 10
   stop_daemon "bird$n" TERM 5
-  rm -f "/dev/shm/sluice-$prefix-lb$n" "/dev/shm/sluice-$prefix-lb$n.lock"
+  rm -f "/dev/shm/sluice-$prefix-lb$n" "/dev/shm/sluice-$prefix-lb$n.lock" "$state/lb$n.flows"
 }
 
 cmd_down() {
@@ -348,24 +365,36 @@ cmd_status() {
 
 cmd_route() { in_ns "$ns_router" ip route show "$vip4"; }
 
+# Hitless dataplane restart: SIGTERM saves every flow to the snapshot, the new
+# process adopts it before taking traffic (docs/high-availability.md).
+restart_dataplane() { # N
+  local n=$1
+  stop_daemon "dataplane$n" TERM 10
+  # A control run: the new process starts without the saved flows.
+  [[ ${SLUICE_TB_DROP_SNAPSHOT:-0} == 1 ]] && rm -f "$state/lb$n.flows"
+  start_dataplane "$n"
+  grep -E 'saved [0-9]+ flow|adopted [0-9]+ of|no flow snapshot' "$state/dataplane$n.log" | tail -n 2 || true
+}
+
 case ${1:-} in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 route) cmd_route ;;
-kill | start | stop | cut | uncut)
+kill | start | stop | restart | cut | uncut)
   [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: $0 $1 N"
   [[ -d $state ]] || die "the test bed is down"
   case $1 in
   kill) stop_instance "$2" KILL ;;
   stop) stop_instance "$2" TERM ;;
   start) start_instance "$2" ;;
+  restart) restart_dataplane "$2" ;;
   cut) in_ns "$(lb_ns "$2")" ip link set lb0 down ;;
   uncut) in_ns "$(lb_ns "$2")" ip link set lb0 up ;;
   esac
   ;;
 *)
-  echo "usage: $0 up | down | status | route | kill N | start N | stop N | cut N | uncut N" >&2
+  echo "usage: $0 up | down | status | route | kill N | start N | stop N | restart N | cut N | uncut N" >&2
   exit 2
   ;;
 esac

@@ -41,9 +41,6 @@ int backend_responder::attribute(const seen_packet& s) const {
 void backend_responder::reply(uint32_t item, const seen_packet& s, uint8_t flags, uint32_t seq,
                               uint32_t ack, const stamp* st, uint16_t payload_len, uint64_t now_tsc,
                               bool counted) {
-  rte_mbuf* m = ctx_.alloc();
-  if (!m)
-    return;
   const service_def& svc = ctx_.prof.services[s.service];
   bool direct = dsr(svc.mode) && !ctx_.loopback;
   auto smac = backend_mac(s.backend_be);
@@ -67,27 +64,26 @@ void backend_responder::reply(uint32_t item, const seen_packet& s, uint8_t flags
     f.head_len = stamp_size;
   }
   f.payload_len = payload_len;
-  uint32_t len = write_frame(rte_pktmbuf_mtod(m, uint8_t*), f);
-  if (len < 60) {
-    std::memset(rte_pktmbuf_mtod(m, uint8_t*) + len, 0, 60 - len);
-    len = 60;
+  rte_mbuf* m = ctx_.build(f);
+  if (!m)
+    return;
+  stream_stats* ss = counted ? &ctx_.stats.items[item].to_client : nullptr;
+  if (direct) {
+    // Past the balancer, as DSR replies go: counted as sent, then received.
+    if (ss) {
+      ss->tx_packets++;
+      ss->tx_bytes += m->pkt_len;
+    }
+    clients_.on_packet(m, now_tsc);
+    rte_pktmbuf_free(m);
+  } else {
+    ctx_.emit(backend_port, ss, &m, 1);
   }
-  set_len(m, len);
-  if (counted) {
-    auto& ss = ctx_.stats.items[item].to_client;
-    ss.tx_packets++;
-    ss.tx_bytes += len;
-  }
-  if (direct)
-    clients_.on_packet(m, now_tsc); // past the balancer, as DSR replies go
-  else
-    ctx_.send(backend_port, m);
 }
 
-void backend_responder::on_packet(rte_mbuf* m, uint64_t now_tsc) {
+void backend_responder::on_packet(const rte_mbuf* m, uint64_t now_tsc) {
   auto s = check_at_backend(ctx_, rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
-  uint32_t len = m->pkt_len;
-  rte_pktmbuf_free(m);
+  const uint32_t len = m->pkt_len;
   if (!s)
     return;
   int ii = attribute(*s);

@@ -24,8 +24,9 @@ public:
   backend_responder(pktgen_context& ctx, traffic_generator& clients)
       : ctx_(ctx), clients_(clients) {}
 
-  // A frame received on the backend port. Takes ownership of the mbuf.
-  void on_packet(rte_mbuf* m, uint64_t now_tsc);
+  // A frame received on the backend port. Borrows the mbuf: the caller frees
+  // it (in bulk).
+  void on_packet(const rte_mbuf* m, uint64_t now_tsc);
 
 private:
   int attribute(const seen_packet& s) const;

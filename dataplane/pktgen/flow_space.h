@@ -35,9 +35,36 @@ public:
     return true;
   }
 
+  uint32_t size() const { return size_; }
+
 private:
   uint32_t base_;
   uint32_t size_;
+};
+
+// Walks consecutive flow indexes from a starting one, giving each one's client
+// without the two divisions of flow_space::client per step (the generator
+// asks for one client per packet).
+class client_cursor {
+public:
+  void seek(const flow_space& fs, uint64_t g) {
+    client_id c = fs.client(g);
+    size_ = fs.size();
+    base_ = ntohl(c.addr_be) - uint32_t(g % size_);
+    off_ = uint32_t(g % size_);
+    port_ = c.port;
+  }
+  client_id current() const { return client_id{htonl(base_ + off_), port_}; }
+  void advance() {
+    if (++off_ == size_) {
+      off_ = 0;
+      port_ = port_ == client_port_base + client_ports - 1 ? client_port_base : uint16_t(port_ + 1);
+    }
+  }
+
+private:
+  uint32_t base_ = 0, size_ = 1, off_ = 0;
+  uint16_t port_ = client_port_base;
 };
 
 } // namespace sluice::pktgen

@@ -18,16 +18,20 @@ uint32_t load_runner::poll(uint64_t now_tsc) {
   rte_mbuf* pkts[rx_burst];
   uint16_t nb = rte_eth_rx_burst(ctx_.port_id[backend_port], 0, pkts, rx_burst);
   for (uint16_t i = 0; i < nb; ++i) {
-    ctx_.stats.port[backend_port].rx_packets++;
     ctx_.stats.port[backend_port].rx_bytes += pkts[i]->pkt_len;
     backends_.on_packet(pkts[i], now_tsc);
   }
+  ctx_.stats.port[backend_port].rx_packets += nb;
+  if (nb)
+    rte_pktmbuf_free_bulk(pkts, nb);
   uint16_t nc = rte_eth_rx_burst(ctx_.port_id[client_port], 0, pkts, rx_burst);
   for (uint16_t i = 0; i < nc; ++i) {
-    ctx_.stats.port[client_port].rx_packets++;
     ctx_.stats.port[client_port].rx_bytes += pkts[i]->pkt_len;
     gen_.on_packet(pkts[i], now_tsc);
   }
+  ctx_.stats.port[client_port].rx_packets += nc;
+  if (nc)
+    rte_pktmbuf_free_bulk(pkts, nc);
   for (int side = 0; side < 2; ++side)
     ctx_.tx[side].flush(ctx_.port_id[side], 0, ctx_.stats.port[side]);
   return uint32_t(nb) + nc;

@@ -58,6 +58,37 @@ void print_profile(const profile& p) {
   }
 }
 
+// DPDK 22.11's memif PMD unmaps a link's shared regions from its control
+// thread when the peer disconnects, while the peer's lcore may be inside an
+// RX/TX burst on them (nothing orders the two): closing our ports while the
+// balancer's worker still polls can crash that worker (docs/benchmarking.md). So the end of a run
+// can wait, without polling, until the balancer has stopped and closed the
+// links itself (scripts/bench-load.sh stops the dataplane once the summary is
+// out), then close ours.
+void wait_peer_close(const uint16_t (&ports)[2], double max_s) {
+  if (max_s <= 0)
+    return;
+  std::printf("waiting up to %.0f s for the peer to close the links\n", max_s);
+  const uint64_t end = rte_get_tsc_cycles() + uint64_t(max_s * double(rte_get_tsc_hz()));
+  while (rte_get_tsc_cycles() < end && !dp::stop_requested()) {
+    bool up = false;
+    for (int side = 0; side < 2; ++side) {
+      rte_eth_link link{};
+      up = up || (rte_eth_link_get_nowait(ports[side], &link) == 0 && link.link_status);
+    }
+    if (!up) {
+      // The PMD's control thread marks the link down first and frees the
+      // rings after: closing our ports now would run the same teardown
+      // concurrently (a crash seen in eal-intr-thread). Let it finish.
+      rte_delay_us_sleep(500'000);
+      std::printf("peer closed the links\n");
+      return;
+    }
+    rte_delay_us_sleep(10'000);
+  }
+  std::printf("peer kept the links up for %.0f s: closing them anyway\n", max_s);
+}
+
 int run(const pktgen_options& o, const profile& prof) {
   const int socket = int(rte_socket_id());
   const uint16_t ports[2] = {o.client_port, o.backend_port};
@@ -152,10 +183,11 @@ int run(const pktgen_options& o, const profile& prof) {
       std::fprintf(stderr, "%s: cannot write %s\n", prog, o.json_path.c_str());
   }
   ctx.release_spares();
-  for (int side = 0; side < 2; ++side) {
+  for (int side = 0; side < 2; ++side)
     ctx.tx[side].drop_all();
+  wait_peer_close(ports, o.wait_peer_close_s);
+  for (int side = 0; side < 2; ++side)
     dp::shutdown_port(ports[side]);
-  }
   return 0;
 }
 

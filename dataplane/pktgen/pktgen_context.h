@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include <rte_cycles.h>
@@ -17,6 +18,8 @@
 #include <rte_mbuf.h>
 
 #include "flow_space.h"
+#include "frame_template.h"
+#include "frame_writer.h"
 #include "profile.h"
 #include "run_stats.h"
 
@@ -26,20 +29,24 @@ enum port_side : uint8_t { client_port = 0, backend_port = 1 };
 
 class tx_buffer {
 public:
-  static constexpr uint32_t capacity = 1024;
-  static constexpr uint32_t high_water = 512; // generators pause above this
+  // Generators pause above high water; replies to received packets can still
+  // fill the rest while the peer is not draining its ring (a descheduled
+  // balancer on a shared machine): room for several RX bursts of them.
+  static constexpr uint32_t capacity = 4096;
+  static constexpr uint32_t high_water = 512;
 
-  void push(rte_mbuf* m) {
+  // False when full: the frame is freed (counted by the caller as tx_dropped,
+  // a loss of the generator's own, not the balancer's).
+  bool push(rte_mbuf* m) {
     if (n_ == capacity) {
-      rte_pktmbuf_free(m); // bounded: only replies can push past high water
-      ++overflow_;
-      return;
+      rte_pktmbuf_free(m);
+      return false;
     }
     pkts_[n_++] = m;
+    return true;
   }
   uint32_t size() const { return n_; }
   bool has_room() const { return n_ < high_water; }
-  uint64_t overflow() const { return overflow_; }
 
   // Sends what the queue takes; returns packets sent.
   uint16_t flush(uint16_t port, uint16_t queue, port_stats& st) {
@@ -62,7 +69,6 @@ public:
 private:
   std::array<rte_mbuf*, capacity> pkts_{};
   uint32_t n_ = 0;
-  uint64_t overflow_ = 0;
 };
 
 // What a backend learned about one established flow from its warm-up packet:
@@ -102,12 +108,6 @@ public:
     return uint32_t(uint64_t(double(tsc) * ns_per_tsc / 1000.0));
   }
 
-  // Queues a built frame on a port and counts it.
-  void send(port_side side, rte_mbuf* m) {
-    stats.port[side].tx_packets++;
-    stats.port[side].tx_bytes += m->pkt_len;
-    tx[side].push(m);
-  }
   // Mbufs come from a small local stack refilled in bulk: one pool access per
   // 64 packets instead of one per packet.
   rte_mbuf* alloc() {
@@ -122,17 +122,50 @@ public:
     }
     return spare_[--n_spare_];
   }
+  // `n` fresh mbufs straight from the pool (one access for the burst).
+  bool alloc_bulk(rte_mbuf** ms, uint32_t n) {
+    if (rte_pktmbuf_alloc_bulk(pool, ms, n) == 0)
+      return true;
+    stats.alloc_failures += n;
+    return false;
+  }
+  // A frame built from a spec (variable layout: churn, warm-up, replies), or
+  // null when the pool is empty (counted).
+  rte_mbuf* build(const frame_spec& f) {
+    rte_mbuf* m = alloc();
+    if (m == nullptr)
+      return nullptr;
+    uint8_t* p = rte_pktmbuf_mtod(m, uint8_t*);
+    uint32_t len = write_frame(p, f);
+    if (len < min_frame) {
+      std::memset(p + len, 0, min_frame - len);
+      len = min_frame;
+    }
+    m->data_len = uint16_t(len);
+    m->pkt_len = len;
+    return m;
+  }
+  // The one way a generated frame leaves: counted in its stream (if any) and
+  // on its port, then queued.
+  void emit(port_side side, stream_stats* ss, rte_mbuf* const* ms, uint32_t n) {
+    uint64_t bytes = 0;
+    for (uint32_t k = 0; k < n; ++k) {
+      bytes += ms[k]->pkt_len;
+      if (!tx[side].push(ms[k]))
+        ++stats.port[side].tx_dropped;
+    }
+    stats.port[side].tx_packets += n;
+    stats.port[side].tx_bytes += bytes;
+    if (ss) {
+      ss->tx_packets += n;
+      ss->tx_bytes += bytes;
+    }
+  }
   void release_spares() {
     for (uint32_t i = 0; i < n_spare_; ++i)
       rte_pktmbuf_free(spare_[i]);
     n_spare_ = 0;
   }
 };
-
-// Sets the length of a freshly written frame.
-inline void set_len(rte_mbuf* m, uint32_t len) {
-  m->data_len = uint16_t(len);
-  m->pkt_len = len;
-}
 
 } // namespace sluice::pktgen

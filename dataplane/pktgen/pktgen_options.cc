@@ -47,7 +47,11 @@ po::options_description make_description() {
     ("loopback", "no balancer between the ports: expect every frame unchanged (the generator's "
                  "own ceiling)")
     ("json", po::value<std::string>()->value_name("FILE"),
-     "also write the final JSON summary to FILE");
+     "also write the final JSON summary to FILE")
+    ("wait-peer-close", po::value<double>()->value_name("S"),
+     "after the summary, stop polling and wait up to S seconds for the balancer to close "
+     "the links before closing ours (memif: avoids tearing rings down under a peer that "
+     "still polls them; default 0 = close at once)");
   // clang-format on
   return d;
 }
@@ -165,6 +169,11 @@ result<pktgen_options> parse_pktgen_options(int argc, const char* const* argv) {
   o.loopback = vm.count("loopback") > 0;
   if (vm.count("json"))
     o.json_path = vm["json"].as<std::string>();
+  if (vm.count("wait-peer-close")) {
+    o.wait_peer_close_s = vm["wait-peer-close"].as<double>();
+    if (!(o.wait_peer_close_s >= 0 && o.wait_peer_close_s <= 3600))
+      return bad("wait-peer-close", "expected seconds between 0 and 3600");
+  }
   return o;
 }
 

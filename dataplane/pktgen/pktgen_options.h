@@ -31,6 +31,7 @@ struct pktgen_options {
   uint32_t mbufs = 65535;
   bool loopback = false;
   std::string json_path;
+  double wait_peer_close_s = 0;
 };
 
 std::string pktgen_usage(const char* prog);

@@ -172,7 +172,8 @@ std::vector<uint16_t> parse_frames(const YAML::Node& n, const std::string& where
 traffic_item parse_item(const YAML::Node& n, const std::string& where, const profile& p) {
   only_keys(n, where,
             {"type", "service", "weight", "rate_pps", "conns_per_s", "flows", "direction", "frame",
-             "requests", "request_bytes", "response_bytes", "close", "held_open"});
+             "requests", "request_bytes", "response_bytes", "close", "held_open",
+             "request_delay_ms"});
   traffic_item it;
   if (!n["type"] || !n["service"])
     fail(where, "type and service are required");
@@ -245,6 +246,9 @@ traffic_item parse_item(const YAML::Node& n, const std::string& where, const pro
   }
   if (n["held_open"])
     it.held_open = uint32_t(integer(n["held_open"], where + ".held_open", 0, 10'000'000));
+  if (n["request_delay_ms"])
+    it.request_delay_ms =
+        uint32_t(integer(n["request_delay_ms"], where + ".request_delay_ms", 0, 10'000));
   bool tcp_only = churn || it.type == item_type::syn_flood || it.type == item_type::ack_flood;
   if (tcp_only && s.proto != 6)
     fail(where + ".service", fmt::format("{} needs a tcp service", type));

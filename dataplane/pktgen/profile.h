@@ -54,6 +54,10 @@ struct traffic_item {
   uint16_t response_bytes = 256;
   bool close_rst = false;
   uint32_t held_open = 0;
+  // > 0: the handshake's ACK goes alone and the first request this much
+  // later (a SYN proxy drops data until the backend side is open; real
+  // clients retransmit it, the stateless clients wait instead).
+  uint32_t request_delay_ms = 0;
   // derived: first global flow index of this item (client address/port space)
   uint64_t flow_base = 0;
   uint64_t flow_count = 0;

@@ -153,6 +153,7 @@ nlohmann::json summary_json(const profile& p, const run_stats& s, double scale) 
         {"rx_pps", secs > 0 ? double(ps.rx_packets) / secs : 0},
         {"tx_bps", secs > 0 ? double(wire_bits(ps.tx_packets, ps.tx_bytes)) / secs : 0},
         {"rx_bps", secs > 0 ? double(wire_bits(ps.rx_packets, ps.rx_bytes)) / secs : 0},
+        {"tx_dropped", ps.tx_dropped},
     };
   };
   nlohmann::json j = {

@@ -80,6 +80,7 @@ struct item_stats {
 struct port_stats {
   uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;
   uint64_t tx_retries = 0; // packets the TX queue refused once and took later
+  uint64_t tx_dropped = 0; // generated but dropped by pktgen: its TX buffer was full
 };
 
 struct run_stats {

@@ -38,8 +38,8 @@ public:
   void close_held(uint64_t now_tsc);
 
   // A frame that reached the client side (from the balancer, or straight from
-  // a DSR backend). Takes ownership of the mbuf.
-  void on_packet(rte_mbuf* m, uint64_t now_tsc);
+  // a DSR backend). Borrows the mbuf: the caller frees it (in bulk).
+  void on_packet(const rte_mbuf* m, uint64_t now_tsc);
 
 private:
   struct held_conn {
@@ -47,21 +47,37 @@ private:
     uint16_t port;
     uint32_t seq, ack;
   };
+  // A first request waiting for request_delay_ms (seq = client ISN + 1).
+  struct delayed_request {
+    uint64_t due_tsc;
+    held_conn c;
+  };
   struct item_state {
     double rate = 0; // per second, scaled
     uint64_t sent = 0;
-    uint64_t next_flow = 0;
+    uint64_t next_flow = 0; // forward stream (and floods)
     uint32_t next_size = 0;
+    uint64_t next_rev_flow = 0; // reverse stream: its own walk, so the cursor stays in step
+    uint32_t next_rev_size = 0;
     uint64_t next_conn = 0;
     std::vector<held_conn> held; // ring of held_open entries
     uint32_t held_head = 0, held_n = 0;
+    std::vector<delayed_request> delayed; // FIFO ring (request_delay_ms)
+    uint32_t delayed_head = 0, delayed_n = 0;
+    client_cursor cursor;                // client of next_flow (forward stream)
+    std::vector<frame_template> fwd_tpl; // per frame size: established, floods
+    std::vector<frame_template> rev_tpl; // per frame size: reverse stream
   };
 
   uint32_t due(item_state& s, uint64_t now_tsc, uint32_t limit) const;
-  void send_established(uint32_t i, uint64_t now_tsc);
-  void send_reverse(uint32_t i, uint64_t now_tsc);
-  void send_flood(uint32_t i, uint64_t now_tsc);
-  void open_conn(uint32_t i, uint64_t now_tsc);
+  void build_templates(uint32_t i);
+  // Bursts of `n` packets of one stream: the type is decided once per burst.
+  void send_established(uint32_t i, uint32_t n, uint64_t now_tsc);
+  void send_reverse(uint32_t i, uint32_t n, uint64_t now_tsc);
+  void send_flood(uint32_t i, uint32_t n, uint64_t now_tsc);
+  void open_conns(uint32_t i, uint32_t n, uint64_t now_tsc);
+  void send_delayed(uint32_t i, uint64_t now_tsc);
+  void first_request(uint32_t i, const held_conn& c, uint64_t now_tsc);
   void send_tcp(uint32_t i, uint32_t addr_be, uint16_t port, uint8_t flags, uint32_t seq,
                 uint32_t ack, const stamp* st, uint16_t payload_len);
   void close_conn(uint32_t i, const held_conn& c);

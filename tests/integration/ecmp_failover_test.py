@@ -46,21 +46,25 @@ HELD = 90  # long-lived connections (the issue's 300 costs too much CI time on 2
 
 # ------------------------------------------------------- client-namespace side
 
-def hold(n, stop_file, out_file):
+def hold(n, stop_file, out_file, stall_s=5.0):
     """n echo connections, each sending a line every 100 ms until stop_file
-    exists; a connection that errs or stalls 5 s is broken."""
+    exists; a connection that errs or stalls stall_s seconds is broken. The
+    longest pause between two answered lines of any connection is reported."""
     broken, rounds, lock = [], [0], threading.Lock()
+    max_stall = [0.0]
     socks = []
     for i in range(n):
         try:
             s = socket.create_connection((VIP, 7), timeout=5,
                                          source_address=(SRC4[i % len(SRC4)], 0))
+            s.settimeout(stall_s)
             socks.append(s)
         except OSError as e:
             broken.append({"conn": i, "t": time.time(), "error": f"connect: {e}"})
 
     def loop(i, s):
         msg = f"conn {i} ".encode() + b"x" * 32 + b"\n"
+        last = time.time()
         while not os.path.exists(stop_file):
             try:
                 s.sendall(msg)
@@ -72,8 +76,11 @@ def hold(n, stop_file, out_file):
                     got += chunk
                 if got != msg:
                     raise OSError(f"echo mismatch {got[:20]!r}")
+                now = time.time()
                 with lock:
                     rounds[0] += 1
+                    max_stall[0] = max(max_stall[0], now - last)
+                last = now
             except OSError as e:
                 with lock:
                     broken.append({"conn": i, "t": time.time(), "error": str(e)})
@@ -90,7 +97,8 @@ def hold(n, stop_file, out_file):
     for s in socks:
         s.close()
     with open(out_file, "w") as f:
-        json.dump({"held": len(socks), "broken": broken, "rounds": rounds[0]}, f)
+        json.dump({"held": len(socks), "broken": broken, "rounds": rounds[0],
+                   "max_stall_s": round(max_stall[0], 3)}, f)
 
 
 def probe(stop_file, out_file):
@@ -122,7 +130,7 @@ def probe(stop_file, out_file):
 
 def client_main(argv):
     if argv[0] == "hold":
-        hold(int(argv[1]), argv[2], argv[3])
+        hold(int(argv[1]), argv[2], argv[3], *(float(a) for a in argv[4:5]))
     else:
         probe(argv[1], argv[2])
     return 0
@@ -133,13 +141,14 @@ def client_main(argv):
 class Traffic:
     """Held connections and the new-connection prober, in the client namespace."""
 
-    def __init__(self, held):
+    def __init__(self, held, stall_s=5.0):
         self.stop = f"{STATE}/traffic.stop"
         if os.path.exists(self.stop):
             os.unlink(self.stop)
         me = os.path.abspath(__file__)
         ns = ["ip", "netns", "exec", f"{PREFIX}-client", PY, me, "--client"]
-        self.hold = subprocess.Popen(ns + ["hold", str(held), self.stop, f"{STATE}/hold.json"],
+        self.hold = subprocess.Popen(ns + ["hold", str(held), self.stop, f"{STATE}/hold.json",
+                                           str(stall_s)],
                                      stdout=subprocess.PIPE, text=True)
         self.probe = subprocess.Popen(ns + ["probe", self.stop, f"{STATE}/probe.json"])
         line = self.hold.stdout.readline()

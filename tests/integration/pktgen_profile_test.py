@@ -57,6 +57,9 @@ BAD = [
     ("nat without pool", GOOD.format(mode="nat", bport=8080, type="established", extra="").replace(
         "  nat_pool: [10.200.0.2]", "  nat_ports: 2000-3000"), "nat needs balancer.nat_pool"),
     ("not YAML", "services: [", "t.yaml"),
+    ("request delay beyond 10 s", GOOD.format(mode="nat", bport=8080, type="churn",
+                                              extra="    conns_per_s: 10\n    request_delay_ms: 20000"),
+     "traffic[0].request_delay_ms"),
 ]
 
 
@@ -96,8 +99,17 @@ with tempfile.TemporaryDirectory() as d:
     check(r.returncode == 2 and "--scale" in r.stderr, "bad --scale: exit 2 naming it")
     r = run("-l", "0", "--", "--profile", "x.yaml", "--client-port", "1", "--backend-port", "1")
     check(r.returncode == 2 and "--backend-port" in r.stderr, "same port twice: exit 2")
+    r = run("-l", "0", "--", "--profile", "x.yaml", "--wait-peer-close", "-1")
+    check(r.returncode == 2 and "--wait-peer-close" in r.stderr, "bad --wait-peer-close: exit 2 naming it")
+    p = os.path.join(d, "delay.yaml")
+    with open(p, "w") as f:
+        f.write(GOOD.format(mode="nat", bport=8080, type="churn",
+                            extra="    conns_per_s: 10\n    request_delay_ms: 100"))
+    r = run("--validate", "--profile", p)
+    check(r.returncode == 0, f"churn with request_delay_ms validates ({r.stderr.strip()})")
     r = run("--help")
-    check(r.returncode == 0 and "--ndr" in r.stdout and "--loopback" in r.stdout, "--help lists the options")
+    check(r.returncode == 0 and "--ndr" in r.stdout and "--loopback" in r.stdout and
+          "--wait-peer-close" in r.stdout, "--help lists the options")
 
 if failures:
     print(f"{len(failures)} failure(s)")

@@ -159,6 +159,7 @@ int main(int argc, char** argv) {
   std::vector<service_config> services;
   uint32_t timeout_ms = 2000;
   uint32_t fin_timeout_s = 0; // 0: the default of service_config
+  std::optional<abi::synproxy_mode> synproxy;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&]() -> std::string_view {
@@ -184,6 +185,17 @@ int main(int argc, char** argv) {
       if (!v || *v == 0)
         usage_error("--timeout-fin: expected seconds, 1..86400");
       fin_timeout_s = *v;
+    } else if (arg == "--synproxy") {
+      // SYN cookies for every TCP nat/dnat service (flood benchmarks).
+      auto v = value();
+      if (v == "off")
+        synproxy = abi::synproxy_mode::off;
+      else if (v == "on")
+        synproxy = abi::synproxy_mode::on;
+      else if (v == "auto")
+        synproxy = abi::synproxy_mode::automatic;
+      else
+        usage_error("--synproxy: expected off, on or auto");
     } else if (arg == "--ack-timeout-ms") {
       auto v = to_uint(value(), 600000);
       if (!v)
@@ -192,7 +204,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--help" || arg == "-h") {
       std::printf("usage: publish_tables (--shm-path PATH | --instance NAME) "
                   "[--service PROTO:VIP:PORT:MODE [--backend ADDR[:PORT[:WEIGHT]]]...]... "
-                  "[--timeout-fin S] [--ack-timeout-ms N]\n");
+                  "[--timeout-fin S] [--synproxy off|on|auto] [--ack-timeout-ms N]\n");
       return 0;
     } else {
       usage_error("unknown option '" + std::string(arg) + "'");
@@ -209,6 +221,10 @@ int main(int argc, char** argv) {
   if (fin_timeout_s)
     for (auto& s : services)
       s.timeouts.fin_s = fin_timeout_s;
+  if (synproxy)
+    for (auto& s : services)
+      if (s.proto == 6 && (s.mode == abi::fwd_mode::nat || s.mode == abi::fwd_mode::dnat))
+        s.defence.synproxy = *synproxy;
   publisher pub(region.value());
   auto gen = pub.publish(services, std::chrono::milliseconds(timeout_ms));
   if (!gen) {

@@ -205,9 +205,36 @@ TEST_CASE("per-backend counters and passive health signals", "[flows]") {
   run_result r = h.run({rst}, dp::backend_side, 0.1);
   CHECK(r.tx.size() == 1);
   CHECK(h.backend_stats(slot).rst_from_backend == 1);
+  // The reset flow is closing: it leaves ActiveConn for InActConn until it expires.
+  CHECK(h.backend_stats(slot).active_flows == 1);
+  CHECK(h.backend_stats(slot).inactive_flows == 1);
   h.tick(5);
   CHECK(h.backend_stats(slot).active_flows == 0);
+  CHECK(h.backend_stats(slot).inactive_flows == 0);
   CHECK(h.backend_stats(slot).syn_unanswered == 1);
+}
+
+TEST_CASE("inactive gauge: FIN moves a flow from active to inactive, a new SYN back", "[flows]") {
+  service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::dsr_ipip, {{"203.0.113.11", 1}});
+  s.timeouts.fin_s = 1;
+  harness h({s});
+  int32_t slot = h.backend_slot(ip("203.0.113.11"));
+  REQUIRE(slot >= 0);
+  h.run({client_packet(1, 100, SYN, 0)}, dp::client_side, 0);
+  CHECK(h.backend_stats(slot).active_flows == 1);
+  CHECK(h.backend_stats(slot).inactive_flows == 0);
+  h.run({client_packet(1, 100, uint8_t(FIN | ACK), 0)}, dp::client_side, 0.1);
+  CHECK(h.backend_stats(slot).active_flows == 0);
+  CHECK(h.backend_stats(slot).inactive_flows == 1);
+  // Client port reuse: a SYN on the closing entry is a new flow, active again.
+  h.run({client_packet(1, 100, SYN, 0)}, dp::client_side, 0.2);
+  CHECK(h.backend_stats(slot).active_flows == 1);
+  CHECK(h.backend_stats(slot).inactive_flows == 0);
+  h.run({client_packet(1, 100, uint8_t(FIN | ACK), 0)}, dp::client_side, 0.3);
+  CHECK(h.backend_stats(slot).inactive_flows == 1);
+  h.tick(5);
+  CHECK(h.backend_stats(slot).active_flows == 0);
+  CHECK(h.backend_stats(slot).inactive_flows == 0);
 }
 
 TEST_CASE("NAT source ports are reused after their flow ends", "[flows]") {

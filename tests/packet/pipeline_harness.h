@@ -4,6 +4,7 @@
 // publisher, and every output is read back as bytes with the side it left on.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
+#include "backend_scheduler.h"
 #include "neighbour_table.h"
 #include "packet_builder.h"
 #include "pipeline.h"
@@ -91,14 +93,17 @@ class harness {
 public:
   // `workers` > 1 builds that many pipelines sharing the tables, with one
   // handoff ring each, the way sluice-dataplane runs several worker cores.
+  // `caps`: capacities of the shared-memory object (small ones make a harness
+  // cheap to create, as the fuzz target does per input).
   explicit harness(const std::vector<service_config>& services,
-                   dp::pipeline_config cfg = default_pipeline_config(), uint16_t workers = 1)
-      : neigh_(64, abi::default_capacities.max_backends) {
+                   dp::pipeline_config cfg = default_pipeline_config(), uint16_t workers = 1,
+                   const abi::capacities& caps = abi::default_capacities)
+      : neigh_(64, caps.max_backends) {
     ensure_eal();
     static std::atomic<int> seq{0};
     int id = seq++;
     path_ = "/dev/shm/sluice-ptest-" + std::to_string(getpid()) + "-" + std::to_string(id);
-    auto r = shm_region::create_or_attach(path_, abi::default_capacities);
+    auto r = shm_region::create_or_attach(path_, caps);
     if (!r)
       throw std::runtime_error(r.error_message());
     shm_ = std::make_unique<shm_region>(std::move(r.value()));
@@ -125,6 +130,7 @@ public:
   }
   ~harness() {
     pl_.clear();
+    dp::backend_scheduler::release_shared(path_);
     for (rte_ring* r : rings_)
       rte_ring_free(r);
     pub_.reset();
@@ -184,6 +190,7 @@ public:
     dp::burst_output out;
     pl.process(in.data(), uint16_t(in.size()), rx, from_handoff, out);
     pl.housekeeping(now);
+    check_unique(out);
     run_result r;
     for (int s = 0; s < 2; ++s)
       for (uint16_t i = 0; i < out.n_tx[s]; ++i) {
@@ -199,6 +206,19 @@ public:
     for (uint16_t i = 0; i < out.n_exception; ++i)
       rte_pktmbuf_free(out.exception[i]);
     return r;
+  }
+
+  // The pipeline's contract: every mbuf leaves in exactly one output. One
+  // listed twice would be freed twice here, corrupting the pool silently.
+  static void check_unique(const dp::burst_output& out) {
+    std::vector<const rte_mbuf*> all;
+    for (int s = 0; s < 2; ++s)
+      all.insert(all.end(), out.tx[s], out.tx[s] + out.n_tx[s]);
+    all.insert(all.end(), out.dropped, out.dropped + out.n_dropped);
+    all.insert(all.end(), out.exception, out.exception + out.n_exception);
+    std::sort(all.begin(), all.end());
+    if (std::adjacent_find(all.begin(), all.end()) != all.end())
+      throw std::logic_error("the pipeline output one mbuf twice (it would be freed twice)");
   }
 
   // Housekeeping only (expiry sweep) at time `at_s`.
@@ -236,6 +256,12 @@ public:
     return shm_->backend_stats(0)[slot];
   }
   shm_region& shm() { return *shm_; }
+  // Worker `w`'s pipeline with its clock at `at_s` and the current generation
+  // loaded (flow hand-over: export_flows, adopt_flows).
+  dp::pipeline& worker(uint16_t w, double at_s = 0) {
+    pl_.at(w)->begin_burst(base_tsc_ + uint64_t(at_s * double(rte_get_tsc_hz())));
+    return *pl_.at(w);
+  }
 
 private:
   std::string path_;

@@ -7,6 +7,7 @@
 
 #include "pipeline_harness.h"
 #include "scheduler_names.h"
+#include "shm_atomic.h"
 
 using namespace sluice;
 using namespace sluice::test;
@@ -207,4 +208,64 @@ TEST_CASE("changing a live service's scheduler keeps its established flows", "[s
         eth(own_mac, client_mac, 0x0800, ip4(client(c), VIP4, 6, tcp(7000, 80, ACK, bytes(20))));
     CHECK(h.run({data}).tx.at(0).data[5] == home[c]);
   }
+}
+
+// Soft state (abi::backend_soft): the control plane writes response-time
+// hints and slow-start weights in place; workers follow on their next new flow
+// with no publication, and a word written for an older incarnation is ignored.
+void write_soft(harness& h, const ip_addr& addr, uint32_t rtt_us, uint32_t weight,
+                uint32_t incarnation_delta = 0) {
+  int32_t slot = h.backend_slot(addr);
+  REQUIRE(slot >= 0);
+  table_view v = h.shm().view(unsigned(load_acquire(h.shm().header()->generation) & 1));
+  uint64_t inc = uint64_t(v.backends[slot].incarnation + incarnation_delta) << 32;
+  store_relaxed(h.shm().backend_soft()[slot].rtt, inc | rtt_us);
+  store_relaxed(h.shm().backend_soft()[slot].weight, inc | weight);
+}
+
+TEST_CASE("soft state: response-time hints move least-response-time without a publication",
+          "[scheduler]") {
+  service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::dsr_ipip,
+                                  {{"203.0.113.11", 1}, {"203.0.113.12", 1}});
+  s.scheduler = scheduler_kind::least_response_time;
+  harness h({s}, big_tables());
+  const uint64_t gen = load_acquire(h.shm().header()->generation);
+  write_soft(h, ip("203.0.113.11"), 100, 1);
+  write_soft(h, ip("203.0.113.12"), 10000, 1);
+  auto a = distribute(h, 2000, 1);
+  INFO("fast .11 " << a[11] << " slow .12 " << a[12]);
+  CHECK(a[11] > 20 * a[12]);
+  // The hints swap: new flows follow (the active-flow guard makes .12 take
+  // about 100 flows per flow of .11 until their scores meet).
+  write_soft(h, ip("203.0.113.11"), 10000, 1);
+  write_soft(h, ip("203.0.113.12"), 100, 1);
+  auto b = distribute(h, 2000, 10000);
+  INFO("after the swap: .11 " << b[11] << " .12 " << b[12]);
+  CHECK(b[12] > 20 * b[11]);
+  CHECK(load_acquire(h.shm().header()->generation) == gen);
+  // Words written for another incarnation (a backend that left the slot) are
+  // ignored: back to the table's hints (none), an even split.
+  write_soft(h, ip("203.0.113.11"), 100, 1, 1);
+  write_soft(h, ip("203.0.113.12"), 10000, 1, 1);
+  auto c = distribute(h, 400, 20000);
+  INFO("stale words: .11 " << c[11] << " .12 " << c[12]);
+  CHECK(c[11] > 50);
+  CHECK(c[12] > 50);
+}
+
+TEST_CASE("soft state: a slow-start weight moves wrr without a publication", "[scheduler]") {
+  service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::dsr_l2,
+                                  {{"203.0.113.11", 10}, {"203.0.113.12", 10}});
+  s.scheduler = scheduler_kind::wrr;
+  harness h({s}, big_tables());
+  const uint64_t gen = load_acquire(h.shm().header()->generation);
+  write_soft(h, ip("203.0.113.11"), 0, 1); // slow start: 10 % of 10
+  auto a = distribute(h, 1100);
+  INFO(".11 " << a[11] << " .12 " << a[12]);
+  CHECK(a[11] == 100);
+  CHECK(a[12] == 1000);
+  write_soft(h, ip("203.0.113.11"), 0, 10); // ramp done
+  auto b = distribute(h, 1000, 5000);
+  CHECK(b[11] == 500);
+  CHECK(load_acquire(h.shm().header()->generation) == gen);
 }

@@ -18,7 +18,7 @@ namespace {
 json af_xdp_reply() {
   return json::parse(R"({
     "port": 0, "name": "net_af_xdp0", "driver": "net_af_xdp", "role": "port",
-    "rx_queues": 1, "tx_queues": 1,
+    "steering": "hardware-rss", "dnat_steering": "rte_flow", "rx_queues": 1, "tx_queues": 1,
     "stats": {"ipackets": 1000, "opackets": 990, "ibytes": 64000, "obytes": 63000,
               "imissed": 7, "ierrors": 0, "oerrors": 1, "rx_nombuf": 2},
     "q_ipackets": [1000], "q_ibytes": [64000], "q_errors": [0],
@@ -39,6 +39,9 @@ bool has_line(const std::string& text, const std::string& line) {
 TEST_CASE("a port reply becomes one entry with per-queue counters and the socket's drops") {
   json p = port_entry_of(af_xdp_reply());
   CHECK(p["name"] == "net_af_xdp0");
+  CHECK(p["steering"] == "hardware-rss");
+  CHECK(p["dnat_steering"] == "rte_flow");
+  CHECK(port_entry_of(json::object())["steering"] == "unknown"); // an older dataplane
   CHECK(p["stats"]["imissed"] == 7);
   REQUIRE(p["queues"].size() == 1);
   CHECK(p["queues"][0]["ipackets"] == 1000);
@@ -74,6 +77,9 @@ TEST_CASE("port metrics: counters with _total, port and queue labels, steer coun
   CHECK(has_line(
       m, R"(sluice_port_xstats_total{port="0",name="net_af_xdp0",xstat="rx_q0_packets"} 1000)"));
   CHECK(has_line(m, R"(sluice_xdp_steer_packets_total{iface="lb0",counter="passed_host"} 4)"));
+  CHECK(has_line(
+      m,
+      R"(sluice_port_steering_info{port="0",name="net_af_xdp0",steering="hardware-rss",dnat_steering="rte_flow"} 1)"));
   // Every family is announced once, and every counter family ends in _total.
   size_t pos = 0;
   while ((pos = m.find("# TYPE ", pos)) != std::string::npos) {
@@ -97,7 +103,8 @@ TEST_CASE("sluicectl ports shows the loss counters, the socket's drops and vip_s
       {"ports", json::array({port_entry_of(af_xdp_reply())})},
       {"steer", {{"iface", "lb0"}, {"program_id", 42}, {"counters", {{"redirected", 12}}}}}};
   std::string t = sluice::ctl::render_ports(answer, true);
-  CHECK(t.find("port 0 net_af_xdp0 (driver net_af_xdp, role port)") != std::string::npos);
+  CHECK(t.find("port 0 net_af_xdp0 (driver net_af_xdp, role port)\n"
+               "  steering hardware-rss, dnat steering rte_flow\n") != std::string::npos);
   CHECK(t.find("imissed 7  ierrors 0  oerrors 1  rx_nombuf 2") != std::string::npos);
   CHECK(t.find("XSK_RX_FULL") != std::string::npos);
   CHECK(t.find("41") != std::string::npos);

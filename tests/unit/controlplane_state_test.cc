@@ -237,3 +237,53 @@ TEST_CASE("real shared memory: a worker acknowledges a weight change; restart ad
   stop = true;
   worker.join();
 }
+
+TEST_CASE("health hints and slow-start steps go to the soft-state array, not a publication") {
+  fake_world w;
+  cp_state st = w.make();
+  std::vector<std::vector<service_config>> soft;
+  st.set_soft_writer([&](const std::vector<service_config>& t) { soft.push_back(t); });
+  cp_config c = base();
+  c.services[0].cfg.scheduler = abi::scheduler_kind::least_response_time;
+  REQUIRE(st.load(c));
+  REQUIRE(w.published.size() == 1);
+  REQUIRE(soft.size() == 1); // every publication refreshes the soft words
+  const uint64_t gen = st.generation();
+  const std::string key = overlay_key("web", *parse_ip("10.0.0.11"), 80);
+
+  backend_overlay o;
+  o.rtt_us = 1234;
+  REQUIRE(st.set_health({{key, o, ""}}));
+  CHECK(w.published.size() == 1);
+  CHECK(st.generation() == gen);
+  REQUIRE(soft.size() == 2);
+  CHECK(soft.back()[0].backends[0].rtt_hint_us == 1234);
+
+  o.weight_pct = 10; // slow start, a scheduler that reads weights per decision
+  const std::string key2 = overlay_key("web", *parse_ip("10.0.0.12"), 80); // weight 2
+  REQUIRE(st.set_health({{key2, o, ""}}));
+  CHECK(w.published.size() == 1);
+  REQUIRE(soft.size() == 3);
+  CHECK(soft.back()[0].backends[1].weight == 1);
+
+  o.down = true; // eligibility changes: a publication
+  REQUIRE(st.set_health({{key2, o, ""}}));
+  CHECK(w.published.size() == 2);
+  CHECK(st.generation() == gen + 1);
+
+  // Maglev bakes weights into its lookup table: a slow-start step publishes.
+  cp_config m = base();
+  fake_world w2;
+  cp_state st2 = w2.make();
+  st2.set_soft_writer([&](const std::vector<service_config>& t) { soft.push_back(t); });
+  REQUIRE(st2.load(m));
+  backend_overlay slow;
+  slow.weight_pct = 10;
+  REQUIRE(st2.set_health({{key2, slow, ""}}));
+  CHECK(w2.published.size() == 2);
+  backend_overlay hint;
+  hint.rtt_us = 99; // ... but a hint alone does not
+  hint.weight_pct = 10;
+  REQUIRE(st2.set_health({{key2, hint, ""}}));
+  CHECK(w2.published.size() == 2);
+}

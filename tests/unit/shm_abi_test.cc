@@ -29,6 +29,7 @@ void check_layout(const abi::capacities& c) {
       {l.slot_offset[0], l.slot_offset[0] + l.slot_size},
       {l.slot_offset[1], l.slot_offset[1] + l.slot_size},
       {l.stats_offset, l.stats_offset + uint64_t(c.max_workers) * l.worker_stats_size},
+      {l.soft_offset, l.soft_offset + uint64_t(c.max_backends) * sizeof(abi::backend_soft)},
   };
   std::sort(r.begin(), r.end());
   for (size_t i = 1; i < r.size(); ++i)
@@ -39,6 +40,7 @@ void check_layout(const abi::capacities& c) {
   CHECK(l.slot_offset[0] % 4096 == 0);
   CHECK(l.slot_offset[1] % 4096 == 0);
   CHECK(l.stats_offset % 4096 == 0);
+  CHECK(l.soft_offset % 4096 == 0);
   CHECK(l.worker_stats_size % abi::cache_line == 0);
   CHECK(l.services_stats_offset % abi::cache_line == 0);
   CHECK(l.backends_stats_offset % abi::cache_line == 0);
