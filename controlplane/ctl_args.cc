@@ -233,8 +233,25 @@ std::string save_text(const json& c) {
                 ds.timeouts.*tf.member);
     if (s.contains("health") && s["health"].value("check", std::string("none")) != "none")
       o += " --health " + one_word(s["health"]);
-    if (s.contains("defence"))
-      o += " --defence " + one_word(s["defence"]);
+    if (s.contains("defence")) {
+      // Only the fields that differ from flow_defence's defaults; restore
+      // fills the others with the same defaults.
+      const flow_defence dd{};
+      const json defaults = {{"mid_flow_rst", dd.mid_flow_rst},
+                             {"synproxy", "off"},
+                             {"synproxy_syn_rate", dd.synproxy_syn_rate},
+                             {"synproxy_half_open", dd.synproxy_half_open},
+                             {"client_rate", dd.client_rate},
+                             {"client_burst", dd.client_burst},
+                             {"client_prefix4", dd.client_prefix4},
+                             {"client_prefix6", dd.client_prefix6}};
+      json changed = json::object();
+      for (auto it = s["defence"].begin(); it != s["defence"].end(); ++it)
+        if (!defaults.contains(it.key()) || defaults[it.key()] != it.value())
+          changed[it.key()] = it.value();
+      if (!changed.empty())
+        o += " --defence " + one_word(changed);
+    }
     o += "\n";
     for (const auto& b : s.at("backends")) {
       o += fmt::format("backend add {} {}", s.at("name").get<std::string>(),

@@ -702,11 +702,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!cmd) {
-    if (help || rest.empty()) {
+    if (rest.empty()) {
       print(main_help());
       return help ? 0 : 2;
     }
-    // A command group alone ("sluicectl service"): its commands.
+    // A command group alone ("sluicectl service", with or without --help):
+    // its commands. An unknown word is an error even with --help.
     if (rest.size() == 1 && !command_list(rest[0] + " ").empty()) {
       print(fmt::format("usage: sluicectl {} SUBCOMMAND ...\n\ncommands:\n{}\n`sluicectl {} "
                         "SUBCOMMAND --help` shows its options.\n",

@@ -37,12 +37,14 @@ long read_number(const std::string& path) {
 } // namespace
 
 uint32_t estimate_hugepages(uint32_t workers, uint32_t flow_table_size) {
-  // Measured (docs/operations.md, "Sizing"): one worker took 72 pages at
-  // --flow-table-size 65536, 263 at 1048576 and 845 at 4194304, so both flow
-  // tables (v4 and v6) cost about 393 bytes per entry and EAL, the mempool
-  // and the rings about 120 MiB.
-  const uint64_t per_worker = uint64_t(flow_table_size) * 393;
-  const uint64_t bytes = 120ull * 1024 * 1024 + per_worker * workers;
+  // Measured (docs/operations.md, "Sizing", after the bucketed flow table's
+  // first-bucket layout): one worker took 67 pages at --flow-table-size
+  // 65536, 172 at 1048576 and 508 at 4194304; two workers 295 at 1048576. So
+  // both flow tables (v4 and v6) cost about 224 bytes per entry, each worker
+  // about 22 MiB besides (its queues' mbufs and rings) and EAL with the rest
+  // of the mempool about 98 MiB.
+  const uint64_t per_worker = uint64_t(flow_table_size) * 224 + (22ull << 20);
+  const uint64_t bytes = (98ull << 20) + per_worker * workers;
   return uint32_t((bytes + (2u << 20) - 1) / (2u << 20));
 }
 
@@ -58,7 +60,7 @@ std::string hugepage_hint(int eal_errno, uint32_t workers, uint32_t flow_table_s
   if (geteuid() != 0 && (eal_errno == EACCES || eal_errno == EPERM))
     o += "hint: not running as root: run as root, or give the user write access to the "
          "hugetlbfs mount and /var/run/dpdk and the capabilities in "
-         "scripts/systemd/sluice-dataplane.service (CAP_IPC_LOCK, CAP_SYS_ADMIN, CAP_NET_ADMIN, "
+         "scripts/systemd/sluice-dataplane@.service (CAP_IPC_LOCK, CAP_SYS_ADMIN, CAP_NET_ADMIN, "
          "CAP_NET_RAW)\n";
   if (mounts.empty())
     o += "hint: no hugetlbfs is mounted: mkdir -p /dev/hugepages && mount -t hugetlbfs "

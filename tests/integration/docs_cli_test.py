@@ -8,6 +8,11 @@
     the EAL's `--`), sluice-pktgen (idem), sluice-bench, sluice-decap or
     sluice-steer appears in that binary's --help.
 
+  * every field in the first column of docs/configuration.md's tables is a
+    field the decoder knows: a file with an unknown field at every level is
+    run through `sluice-controlplane --validate`, whose "expected one of"
+    lists are the known fields.
+
 A self-check feeds one made-up command and one made-up option through the
 same extractor, so the test cannot pass by finding nothing.
 
@@ -86,6 +91,52 @@ class Checker:
         return bad
 
 
+# An unknown field at every level of a config file.
+PROBE = """instance: t
+zz_top: 1
+limits: {zz_limits: 1}
+services:
+  - name: a
+    vip: 192.0.2.1
+    port: 80
+    zz_service: 1
+    timeouts: {zz_timeouts: 1}
+    health: {zz_health: 1}
+    defence: {zz_defence: 1}
+    backends:
+      - {address: 10.0.0.1, zz_backend: 1}
+"""
+
+
+def config_fields_checked(root, cp_bin, failures):
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(PROBE)
+    try:
+        r = subprocess.run([cp_bin, "--config", f.name, "--validate"], capture_output=True,
+                           text=True, timeout=20)
+    finally:
+        os.unlink(f.name)
+    lists = re.findall(r"expected one of: ([^)]*)\)", r.stderr)
+    if len(lists) != 7:
+        failures.append(f"config probe: expected 7 'unknown field' lists, got {len(lists)} "
+                        f"({r.stderr!r})")
+        return 0
+    known = {w.strip() for l in lists for w in l.split(",")}
+    n = 0
+    path = os.path.join(root, "docs", "configuration.md")
+    for k, line in enumerate(open(path, encoding="utf-8"), 1):
+        m = re.match(r"\| `([a-z_][a-z0-9_.\[\]]*)`", line)
+        if not m:
+            continue
+        n += 1
+        last = m.group(1).split(".")[-1].replace("[]", "")
+        if last not in known:
+            failures.append(f"docs/configuration.md:{k}: field '{m.group(1)}' is not one the "
+                            "decoder knows")
+    return n
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -103,6 +154,13 @@ def main():
         failures.append(f"self-check: made-up command and option not both caught ({selfcheck})")
     if "sluice-controlplane" in bins and not c.line("self", "`sluice-controlplane --colour x`"):
         failures.append("self-check: made-up sluice-controlplane option not caught")
+    for argv, want_rc, want in ((["service", "--help"], 0, "service add"),
+                                (["frobnicate", "--help"], 2, "unknown command 'frobnicate'")):
+        r = subprocess.run([ctl, *argv], capture_output=True, text=True, timeout=20)
+        if r.returncode != want_rc or want not in r.stdout + r.stderr or \
+                "backend add" in r.stdout:
+            failures.append(f"sluicectl {' '.join(argv)}: exit {r.returncode}, {r.stdout!r} "
+                            f"{r.stderr!r}")
     c.seen = 0
     docs = [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md")))
     for path in docs:
@@ -115,6 +173,11 @@ def main():
             for text in [line] if in_code else re.findall(r"`([^`]*)`", line):
                 failures += c.line(f"{os.path.relpath(path, root)}:{n}", text)
     print(f"{c.seen} command lines checked in {len(docs)} documents")
+    if "sluice-controlplane" in bins:
+        n = config_fields_checked(root, bins["sluice-controlplane"], failures)
+        print(f"{n} documented config fields checked")
+        if n < 40:
+            failures.append(f"only {n} config fields found in docs/configuration.md")
     if c.seen < 50:
         failures.append(f"only {c.seen} command lines found: the extractor is broken")
     for f in failures:

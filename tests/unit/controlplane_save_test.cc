@@ -40,6 +40,7 @@ services:
     mode: dsr-ipip
     scheduler: sh
     sh_prefix6: 64
+    defence: {mid_flow_rst: false, client_rate: 50}
     backends:
       - {address: "2001:db8:b::1"}
 )";
@@ -54,6 +55,9 @@ TEST_CASE("save then restore gives back the same config") {
   const std::string saved = ctl::save_text(original);
   INFO(saved);
   CHECK(saved.find("--health ") != std::string::npos);
+  // Defence: only what differs from the defaults, and nothing for web.
+  CHECK(saved.find(R"(--defence {"client_rate":50,"mid_flow_rst":false})") != std::string::npos);
+  CHECK(saved.find("--defence") == saved.rfind("--defence"));
   CHECK(saved.find("--timeout-time-wait 4 --timeout-closed 2 --timeout-udp-unanswered 25 "
                    "--timeout-adopted 12") != std::string::npos);
   auto restored = ctl::restore_config(saved);
@@ -72,4 +76,23 @@ TEST_CASE("restore refuses a malformed --health") {
   auto r = ctl::restore_config("service add web --vip 192.0.2.10 --port 80 --health {oops\n");
   REQUIRE_FALSE(r.ok());
   CHECK(r.error_message().find("line 1: --health: expected a JSON object") == 0);
+}
+
+TEST_CASE("restore reports every bad line at once") {
+  auto r = ctl::restore_config("service add a --vip 192.0.2.1 --port 80 --colour red\n"
+                               "backend add a 10.0.0.1\n"
+                               "frobnicate\n"
+                               "backend add b 10.0.0.2\n");
+  REQUIRE_FALSE(r.ok());
+  // The backend of the refused service a is not reported again.
+  CHECK(r.error_message() ==
+        "line 1: unrecognised option '--colour': service add a --vip 192.0.2.1 --port 80 "
+        "--colour red\n"
+        "line 3: expected 'limits ...', 'service add ...' or 'backend add ...': frobnicate\n"
+        "line 4: service 'b' is not added above: backend add b 10.0.0.2");
+  std::map<std::string, int> lines;
+  REQUIRE(ctl::restore_config("\n# c\nservice add web --vip 192.0.2.1 --port 80\n", &lines).ok());
+  CHECK(lines == std::map<std::string, int>{{"web", 3}});
+  CHECK(ctl::locate_services("service web: port: bad\nservice webx: y\nother", lines) ==
+        "service web (line 3): port: bad\nservice webx: y\nother");
 }
