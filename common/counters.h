@@ -86,7 +86,8 @@
   X(syn_cookies_sent, "SYN-ACKs with a SYN cookie sent (synproxy)")                                \
   X(syn_cookies_valid, "ACKs with a valid SYN cookie (synproxy)")                                  \
   X(flows_adopted, "flows adopted from a flow snapshot (hitless restart)")                         \
-  X(flows_adopt_refused, "snapshot flows not adopted (service, backend or NAT port gone)")
+  X(flows_adopt_refused, "snapshot flows not adopted (service, backend or NAT port gone)")         \
+  X(mid_flow_rst_limited, "mid-flow RSTs not sent: over --mid-flow-rst-rate (dropped instead)")
 
 namespace sluice {
 

@@ -78,6 +78,10 @@ po::options_description make_description() {
     ("new-flow-budget-burst", po::value<std::string>()->value_name("N"),
      "depth of the new-flow budget's token bucket in flows, whole balancer, 0..100000000 "
      "(default: 0, the same as --new-flow-budget); needs --new-flow-budget")
+    ("mid-flow-rst-rate", po::value<std::string>()->value_name("N"),
+     "RSTs per second, whole balancer, answering nat packets without state; over it such a "
+     "packet is dropped (counter mid_flow_rst_limited), 0..100000000, 0 = unlimited "
+     "(default: 10000)")
     ("stats-interval-ms", po::value<std::string>()->value_name("N"),
      "print summed worker counters every N ms (default: 0, off)");
   // clang-format on
@@ -335,6 +339,8 @@ result<dataplane_options> parse_dataplane_options(int argc, const char* const* a
   if (auto s =
           read_uint<uint32_t>(vm, "new-flow-budget-burst", 0, max_budget, o.new_flow_budget_burst);
       !s)
+    return s.err();
+  if (auto s = read_uint<uint32_t>(vm, "mid-flow-rst-rate", 0, max_budget, o.mid_flow_rst_rate); !s)
     return s.err();
   if (o.new_flow_budget_burst && !o.new_flow_budget)
     return bad("new-flow-budget-burst", std::to_string(o.new_flow_budget_burst),

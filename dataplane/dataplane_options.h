@@ -60,6 +60,7 @@ struct dataplane_options {
   // unlimited; burst 0: the rate); pipeline_config::new_flow_budget.
   uint32_t new_flow_budget = 0;
   uint32_t new_flow_budget_burst = 0;
+  uint32_t mid_flow_rst_rate = 10000; // pipeline_config::mid_flow_rst_rate
 };
 
 inline constexpr int exit_usage = 2;

@@ -104,7 +104,8 @@ struct flow_entry {
   uint8_t fins;              // tcp_track::fins
   uint8_t mode;              // abi::fwd_mode at creation
   uint8_t syn_answered;      // NAT modes: backend sent SYN-ACK
-  uint8_t active;            // counted in the active (1) or inactive (0) gauges
+  uint8_t active;            // which gauge counts the flow: gauge_none, gauge_active or
+                             // gauge_inactive (tcp_fsm.h)
   uint16_t nat_port;         // full NAT: local source port, network order
   uint16_t nat_addr_idx;     // full NAT: the flow's port set (nat_ports.h): pool address + endpoint
   uint8_t client_mac[6];     // where replies to the client go (NAT modes)

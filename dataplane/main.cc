@@ -198,6 +198,7 @@ int run(const dataplane_options& o) {
     cfg.nat_port_max = o.nat_port_max;
     cfg.new_flow_budget = o.new_flow_budget;
     cfg.new_flow_budget_burst = o.new_flow_budget_burst;
+    cfg.mid_flow_rst_rate = o.mid_flow_rst_rate;
     cfg.steering = steering;
     int ws = int(rte_lcore_to_socket_id(st.worker_lcores[w]));
     cfg.socket_id = ws < 0 ? socket : ws;

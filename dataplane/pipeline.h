@@ -84,6 +84,10 @@ struct pipeline_config {
   uint32_t client_limit_entries = 65536;
   uint32_t new_flow_budget = 0;
   uint32_t new_flow_budget_burst = 0;
+  // Mid-flow RSTs (nat packets without state) per second for the whole
+  // balancer, each worker taking 1/n, at most one second's worth at once; 0 =
+  // unlimited. An ACK flood would otherwise be reflected one RST per packet.
+  uint32_t mid_flow_rst_rate = 10000;
   steering_config steering;
   int socket_id = 0; // NUMA node for the flow tables
 };

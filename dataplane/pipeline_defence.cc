@@ -32,6 +32,7 @@ result<void> pipeline_impl::init_defence() {
   // Per worker and per run: a cookie is only good on the worker that issued it
   // (the client's ACK arrives there, like its SYN).
   cookie_secret_.seed(rte_rand(), rte_rand());
+  rst_tokens_ = uint64_t(per_worker(cfg_.mid_flow_rst_rate, cfg_.n_workers)) * 1000;
   return limits_.init(
       cfg_.n_workers, cfg_.client_limit_entries, shm_.caps().max_backends,
       per_worker(cfg_.new_flow_budget, cfg_.n_workers) * !!cfg_.new_flow_budget,
@@ -136,6 +137,10 @@ template <bool V6>
                                                     burst_output& out) {
   if (s.defence_flags & abi::service_no_mid_flow_rst)
     return drop(m, drop_reason::mid_flow_no_state, out);
+  if (!take_rst_token()) {
+    count(worker_counter::mid_flow_rst_limited);
+    return drop(m, drop_reason::mid_flow_no_state, out);
+  }
   const uint8_t* l4 = rte_pktmbuf_mtod(m, const uint8_t*) + p.l4_off;
   tcp_answer a = rst_for(l4, p);
   parsed_packet q = p;

@@ -14,6 +14,7 @@
 // Everything here is owned by exactly one worker thread.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -85,6 +86,8 @@ public:
   uint32_t syn_window_ms_ = 0;       // start of the current 1-second SYN count window
   uint32_t syn_count_ = 0;           // SYNs to synproxy services in the current window
   uint32_t syn_count_prev_ = 0;      // ... in the previous window
+  uint64_t rst_tokens_ = 0;          // mid-flow RST budget, in thousandths of an RST
+  uint32_t rst_refill_ms_ = 0;       // now_ms_ of its last refill
   uint32_t half_open_ = 0;           // nat/dnat flows in a half-open state on this worker
   uint32_t synproxy_auto_until_ = 0; // auto mode stays on until then (worker ms)
 
@@ -181,6 +184,19 @@ public:
         state_evict_class(e.state) == evict_class::closing &&
         state_evict_class(before) != evict_class::closing)
       nat_.note_closing(e.nat_addr_idx, uint32_t(pos));
+  }
+  // One RST of the worker's share of --mid-flow-rst-rate; false when spent.
+  bool take_rst_token() {
+    uint64_t rate = per_worker(cfg_.mid_flow_rst_rate, cfg_.n_workers);
+    if (!cfg_.mid_flow_rst_rate)
+      return true;
+    uint32_t elapsed = now_ms_ - rst_refill_ms_;
+    rst_refill_ms_ = now_ms_;
+    rst_tokens_ = std::min<uint64_t>(rate * 1000, rst_tokens_ + uint64_t(elapsed) * rate);
+    if (rst_tokens_ < 1000)
+      return false;
+    rst_tokens_ -= 1000;
+    return true;
   }
   template <bool V6>
   void mid_flow_no_state(rte_mbuf* m, const parsed_packet& p, const abi::service_entry& s,

@@ -253,6 +253,27 @@ TEST_CASE("NAT source ports are reused after their flow ends", "[flows]") {
   CHECK(h.run({client_packet(1, 300, SYN)}, dp::client_side, 3).tx.size() == 1);
 }
 
+TEST_CASE("mid-flow RSTs are rate-limited: an ACK flood is not reflected", "[flows]") {
+  dp::pipeline_config cfg = default_pipeline_config();
+  cfg.mid_flow_rst_rate = 5;
+  cfg.nat_pool = {ip("192.0.2.200")};
+  harness h({make_service("192.0.2.10", 80, 6, fwd_mode::nat, {{"203.0.113.11", 1}}, 8080)}, cfg);
+  std::vector<bytes> acks;
+  for (uint16_t i = 0; i < 20; ++i)
+    acks.push_back(client_packet(i, uint16_t(1000 + i), ACK, 10));
+  run_result r = h.run(acks, dp::client_side, 1);
+  CHECK(r.tx.size() == 5); // a second's worth
+  for (const auto& o : r.tx)
+    CHECK(o.side == dp::client_side);
+  CHECK(h.counter(worker_counter::mid_flow_rst_sent) == 5);
+  CHECK(h.counter(worker_counter::mid_flow_rst_limited) == 15);
+  CHECK(h.drop_count(drop_reason::mid_flow_no_state) == 15);
+  // 400 ms later: two more.
+  CHECK(h.run(acks, dp::client_side, 1.4).tx.size() == 2);
+  CHECK(h.counter(worker_counter::mid_flow_rst_limited) == 33);
+  CHECK(h.counter(worker_counter::flows_active) == 0);
+}
+
 TEST_CASE("publications under traffic lose and misroute nothing", "[flows]") {
   // 300 established flows keep sending while the tables change under them:
   // weights, a backend added, a backend drained, the scheduler switched. Every
