@@ -207,10 +207,25 @@ json api_handler::dispatch(const std::string& cmd, const json& req) {
   if (cmd == "zero")
     return zero(req);
   if (cmd == "ports") {
-    auto r = query_port_stats(ctx_.shm_path, std::chrono::milliseconds(2000));
-    if (!r)
-      throw request_error{r.error_message()};
-    json a = r.value();
+    json a;
+    if (ctx_.port_stats) {
+      // The last known values, with their age: `fresh` false when the
+      // dataplane did not answer the latest query.
+      port_stats_snapshot s = ctx_.port_stats();
+      if (!s.ports)
+        throw request_error{s.error.empty() ? "dataplane has not answered a port query yet"
+                                            : s.error};
+      a = *s.ports;
+      a["age_s"] = s.age_s;
+      a["fresh"] = s.up;
+      if (!s.up)
+        a["stale_reason"] = s.error;
+    } else {
+      auto r = query_port_stats(ctx_.shm_path, std::chrono::milliseconds(2000));
+      if (!r)
+        throw request_error{r.error_message()};
+      a = r.value();
+    }
     a["ok"] = true;
     if (ctx_.steer_counters)
       a["steer"] = ctx_.steer_counters();

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "counter_baseline.h"
+#include "port_stats_cache.h"
 #include "shm_publish.h"
 #include "shm_region.h"
 #include "state.h"
@@ -39,6 +40,10 @@ struct daemon_context {
   // vip_steer's counters for `ports` ({"iface", "program_id", "counters"} or
   // {"iface", "error"}); unset without --steer-iface.
   std::function<nlohmann::json()> steer_counters;
+  // Port statistics from the background query (port_stats_cache), so that a
+  // dataplane that stops answering cannot stall the event loop; unset in unit
+  // tests (then `ports` queries the dataplane itself).
+  std::function<port_stats_snapshot()> port_stats;
   // Commands answered outside this module (ha_daemon: instance.drain, bgp,
   // peers); nullopt = not one of them. Unset in unit tests.
   std::function<std::optional<nlohmann::json>(const std::string& cmd, const nlohmann::json& req)>

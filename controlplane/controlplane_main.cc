@@ -340,12 +340,13 @@ int run(const options& o) {
   ctx.extra_commands = [&](const std::string& cmd, const nlohmann::json& req) {
     return ha.handle(cmd, req, state, region.value(), pub);
   };
-  api_handler api(ctx);
-
-  // Port statistics for /metrics come from a background query so a dataplane
-  // that stops answering cannot stall the event loop.
+  // Port statistics for /metrics and `ports` come from a background query so a
+  // dataplane that stops answering cannot stall the event loop.
   port_stats_cache port_stats(shm_path, std::chrono::milliseconds(500),
                               std::chrono::milliseconds(200));
+  ctx.port_stats = [&] { return port_stats.get(); };
+  api_handler api(ctx);
+
   server_hooks hooks;
   hooks.handle_line = [&](const std::string& line) { return api.handle_line(line); };
   hooks.request_peer = [&](int uid, int pid) { api.set_peer(uid, pid); };

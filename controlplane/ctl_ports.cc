@@ -17,6 +17,11 @@ uint64_t u64(const json& obj, const char* key) {
 
 std::string render_ports(const json& a, bool xstats) {
   std::string o;
+  if (!a.value("fresh", true))
+    o += fmt::format("warning: the dataplane did not answer the latest query ({}); "
+                     "values are {:.1f} s old\n",
+                     a.value("stale_reason", std::string("no reason given")),
+                     a.value("age_s", -1.0));
   for (const auto& p : a.value("ports", json::array())) {
     const json st = p.value("stats", json::object());
     o += fmt::format("port {} {} (driver {}, role {})\n", p.value("port", 0),

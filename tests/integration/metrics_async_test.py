@@ -8,7 +8,8 @@ answers (a dataplane that is stopped or wedged). While two clients scrape
 
   * every scrape answers fast, with the last known sluice_port_* values,
     sluice_port_stats_up 0 and a growing sluice_port_stats_age_seconds;
-  * `sluicectl status` answers fast;
+  * `sluicectl status` answers fast, and `sluicectl ports` too, with the last
+    known values marked stale;
   * a health-checked backend killed meanwhile is taken out within
     interval x fall + timeout (+300 ms), as without scrapers;
   * when the stand-in answers again, sluice_port_stats_up is 1 with new values.
@@ -151,6 +152,13 @@ def main():
         took = time.monotonic() - t0
         check(st.returncode == 0 and took < 0.5,
               f"status answered in {took:.2f} s while the dataplane does not answer scrapes")
+        t0 = time.monotonic()
+        pr = d.ctl("ports")
+        took = time.monotonic() - t0
+        check(pr.returncode == 0 and took < 0.5 and
+              "did not answer the latest query" in pr.stdout,
+              f"ports answered in {took:.2f} s with the last known values marked stale: "
+              f"{pr.stdout.splitlines()[:1]} {pr.stderr.strip()}")
         check(state() == "up", "web backend up before the kill")
         backend.kill()
         t0 = time.monotonic()
