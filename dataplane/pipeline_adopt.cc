@@ -160,22 +160,13 @@ template <bool V6> adopt_refusal pipeline_impl::adopt_flow(const flow_sync_recor
       std::memcpy(&rkey.dst, &key.src, sizeof(key.src));
       rkey.dport = key.sport;
     }
-    const uint64_t rh = ft.hash(rkey);
-    const int32_t rpos = ft.lookup(rkey, rh) >= 0 ? -1 : take_slot<V6>(rh, false, pos);
-    if (rpos < 0) {
+    bool conflict = false;
+    if (link_reply<V6>(pos, e, rkey, false, conflict) < 0) {
       if (mode == fwd_mode::nat)
         nat_.release(nat_lease{e.nat_addr_idx, e.nat_port});
       ft.erase(pos);
       return adopt_refusal::table_full;
     }
-    flow_entry& re = ft.emplace(rpos, rkey);
-    re.kind = flow_kind::reply;
-    re.peer = uint32_t(pos);
-    re.backend = e.backend;
-    re.service = e.service;
-    re.mode = e.mode;
-    ft.publish(rpos, rh);
-    e.peer = uint32_t(rpos) + 1;
   }
 
   count(worker_counter::flows_adopted);

@@ -224,6 +224,13 @@ public:
   // lowest-priority flow of its two buckets (never `keep`; an established
   // flow only if `may_evict_established`). -1 when nothing may be evicted.
   template <bool V6> int32_t take_slot(uint64_t h, bool may_evict_established, int32_t keep);
+  // Inserts the reply entry `rkey` of the NAT flow at forward position `pos`
+  // under the same eviction rules (never at the expense of `pos`) and links the
+  // two. -1 when the tuple is already taken (`conflict`) or nothing may be
+  // evicted; the caller then undoes its forward entry.
+  template <bool V6, typename Key>
+  int32_t link_reply(int32_t pos, flow_entry& e, const Key& rkey, bool may_evict_established,
+                     bool& conflict);
   template <bool V6> void sweep(uint32_t budget);
 
   template <bool V6> auto& table() {

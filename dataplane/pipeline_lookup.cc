@@ -151,26 +151,14 @@ void pipeline_impl::new_flow(rte_mbuf* m, const parsed_packet& p, int32_t svc, u
       std::memcpy(&rkey.dst, &key.src, sizeof(key.src));
       rkey.dport = key.sport;
     }
-    // The reply entry is inserted under the same eviction rules, never at the
-    // expense of its own forward entry.
-    uint64_t rh = ft.hash(rkey);
-    bool conflict = ft.lookup(rkey, rh) >= 0;
-    int32_t rpos = conflict ? -1 : take_slot<V6>(rh, true, pos);
-    if (rpos < 0) {
+    bool conflict = false;
+    if (link_reply<V6>(pos, e, rkey, true, conflict) < 0) {
       if (mode == fwd_mode::nat)
         nat_.release(nat_lease{e.nat_addr_idx, e.nat_port});
       ft.erase(pos);
       return drop(m, conflict ? drop_reason::reply_tuple_conflict : drop_reason::flow_table_full,
                   out);
     }
-    flow_entry& r = ft.emplace(rpos, rkey);
-    r.kind = flow_kind::reply;
-    r.peer = uint32_t(pos);
-    r.backend = e.backend;
-    r.service = e.service;
-    r.mode = e.mode;
-    ft.publish(rpos, rh);
-    e.peer = uint32_t(rpos) + 1;
   }
 
   count(worker_counter::flows_created);

@@ -81,6 +81,26 @@ int32_t pipeline_impl::take_slot(uint64_t h, bool may_evict_established, int32_t
   return ft.used(sl.pos) ? -1 : sl.pos;
 }
 
+template <bool V6, typename Key>
+int32_t pipeline_impl::link_reply(int32_t pos, flow_entry& e, const Key& rkey,
+                                  bool may_evict_established, bool& conflict) {
+  auto& ft = table<V6>();
+  const uint64_t rh = ft.hash(rkey);
+  conflict = ft.lookup(rkey, rh) >= 0;
+  const int32_t rpos = conflict ? -1 : take_slot<V6>(rh, may_evict_established, pos);
+  if (rpos < 0)
+    return -1;
+  flow_entry& r = ft.emplace(rpos, rkey);
+  r.kind = flow_kind::reply;
+  r.peer = uint32_t(pos);
+  r.backend = e.backend;
+  r.service = e.service;
+  r.mode = e.mode;
+  ft.publish(rpos, rh);
+  e.peer = uint32_t(rpos) + 1;
+  return rpos;
+}
+
 // Examines `budget` positions (not entries: the cost per call is fixed, however
 // sparse the table) and releases expired and stale flows.
 template <bool V6> void pipeline_impl::sweep(uint32_t budget) {
@@ -122,6 +142,10 @@ void pipeline_impl::housekeeping(uint64_t now_tsc) {
 
 template void pipeline_impl::release_flow<false>(int32_t, bool);
 template void pipeline_impl::release_flow<true>(int32_t, bool);
+template int32_t pipeline_impl::link_reply<false>(int32_t, flow_entry&, const flow_key4&, bool,
+                                                  bool&);
+template int32_t pipeline_impl::link_reply<true>(int32_t, flow_entry&, const flow_key6&, bool,
+                                                 bool&);
 template int32_t pipeline_impl::take_slot<false>(uint64_t, bool, int32_t);
 template int32_t pipeline_impl::take_slot<true>(uint64_t, bool, int32_t);
 
