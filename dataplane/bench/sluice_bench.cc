@@ -805,6 +805,29 @@ void run_established(case_ctx& c, const std::string& name, uint32_t flows) {
   print(r);
 }
 
+// Sends `n` client templates (a multiple of `burst`) through `pl` in bursts,
+// as the worker loop does (begin_burst, process, housekeeping); `after` sees
+// each burst's output, untimed work included in the time. Returns the time.
+template <typename After>
+clk::duration send_chunk(dp::pipeline& pl, rte_mbuf** mbufs, uint32_t& mi, const tmpl* ts,
+                         uint32_t n, dp::burst_output& out, After after) {
+  auto t0 = clk::now();
+  for (uint32_t i = 0; i < n; i += burst) {
+    rte_mbuf** b = mbufs + mi;
+    mi = (mi + burst) & (n_mbufs - 1);
+    for (uint32_t j = 0; j < burst; ++j)
+      reset_mbuf(b[j], ts[i + j], frame_len);
+    uint64_t now = rte_rdtsc();
+    pl.begin_burst(now);
+    out.clear();
+    pl.process(b, burst, dp::client_side, false, out);
+    if (g_housekeeping)
+      pl.housekeeping(now);
+    after(out);
+  }
+  return clk::now() - t0;
+}
+
 // SYN path: fresh tuples into a dsr-ipip table holding `flows` flows. Chunks of
 // 1024 SYNs are timed; after each chunk the timer stops and the chunk's flows
 // are deleted from the table again. `full`: the table's capacity is `flows`
@@ -871,21 +894,8 @@ void run_new_flow(case_ctx& c, uint32_t flows, const std::string& name, abi::sch
     uint32_t mi = 0;
     while (seconds(elapsed) < c.opt.min_time_s) {
       make_chunk();
-      auto t0 = clk::now();
-      for (uint32_t i = 0; i < chunk; i += burst) {
-        rte_mbuf** b = mbufs + mi;
-        mi = (mi + burst) & (n_mbufs - 1);
-        for (uint32_t j = 0; j < burst; ++j)
-          reset_mbuf(b[j], ts[i + j], frame_len);
-        uint64_t now = rte_rdtsc();
-        pl->begin_burst(now);
-        out.clear();
-        pl->process(b, burst, dp::client_side, false, out);
-        if (g_housekeeping)
-          pl->housekeeping(now);
-        good += out.n_tx[dp::backend_side];
-      }
-      elapsed += clk::now() - t0;
+      elapsed += send_chunk(*pl, mbufs, mi, ts.data(), chunk, out,
+                            [&](const dp::burst_output& o) { good += o.n_tx[dp::backend_side]; });
       pkts += chunk;
       delete_chunk();
     }
@@ -940,7 +950,7 @@ void run_syn_flood(case_ctx& c, uint32_t flows, const std::string& name) {
     }
   };
   const dp::side out_side = cookies ? dp::client_side : dp::backend_side;
-  auto check_chunk_output = [&](dp::burst_output& out, uint32_t k) {
+  auto check_chunk_output = [&](const dp::burst_output& out, uint32_t k) {
     if (out.n_tx[out_side] != k || out.n_dropped)
       fail(fmt::format("{}: {} of {} SYNs answered/forwarded, {} dropped", name, out.n_tx[out_side],
                        k, out.n_dropped));
@@ -961,22 +971,10 @@ void run_syn_flood(case_ctx& c, uint32_t flows, const std::string& name) {
     uint32_t mi = 0;
     while (seconds(elapsed) < (run < 0 ? 0.0 : c.opt.min_time_s) || !pkts) {
       make_chunk();
-      auto t0 = clk::now();
-      for (uint32_t i = 0; i < chunk; i += burst) {
-        rte_mbuf** b = mbufs + mi;
-        mi = (mi + burst) & (n_mbufs - 1);
-        for (uint32_t j = 0; j < burst; ++j)
-          reset_mbuf(b[j], ts[i + j], frame_len);
-        uint64_t now = rte_rdtsc();
-        pl->begin_burst(now);
-        out.clear();
-        pl->process(b, burst, dp::client_side, false, out);
-        if (g_housekeeping)
-          pl->housekeeping(now);
+      elapsed += send_chunk(*pl, mbufs, mi, ts.data(), chunk, out, [&](const dp::burst_output& o) {
         if (run < 0)
-          check_chunk_output(out, burst);
-      }
-      elapsed += clk::now() - t0;
+          check_chunk_output(o, burst);
+      });
       pkts += chunk;
       release_chunk();
     }
