@@ -6,8 +6,12 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
 
 #include "config_validate.h"
 #include "input_limits.h"
@@ -101,6 +105,50 @@ result<void> check_yaml_lines(const std::string& text, const std::string& label)
   return {};
 }
 
+// YAML allows only printable characters (YAML 1.2, 5.1): TAB, LF, CR and
+// from 0x20 up, without DEL and the C1 controls other than NEL. yaml-cpp
+// treats a NUL as the end of the stream in some states and not in others,
+// which is how fuzz_config reached its unbounded document loop; a control
+// character in a config is a damaged file either way.
+size_t non_printable_at(const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = uint8_t(text[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+      return i;
+    // UTF-8 is already checked: C1 controls are U+0080..U+009F = C2 80..C2 9F.
+    if (c == 0xc2 && i + 1 < text.size()) {
+      const auto n = uint8_t(text[i + 1]);
+      if (n >= 0x80 && n <= 0x9f && n != 0x85)
+        return i;
+    }
+  }
+  return std::string::npos;
+}
+
+// Counts documents without building nodes, and notices a parser that stops
+// making progress. yaml-cpp 0.7's LoadAll loops "while another document
+// parses": a token its document parser does not consume at the top level
+// (a ',' after a quoted scalar, an anchor or a flow collection: '"x", y',
+// '&a , b', '[a], b') yields an empty document at the same position forever,
+// allocating until the process dies. Two documents that start at the same
+// mark are that loop, reported as the error it is.
+class document_scan final : public YAML::EventHandler {
+public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& m) override { starts.push_back(m); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 } // namespace
 
 result<YAML::Node> parse_yaml_bounded(const std::string& text, const std::string& label) {
@@ -113,20 +161,47 @@ result<YAML::Node> parse_yaml_bounded(const std::string& text, const std::string
                                   "the file as UTF-8",
                                   label, line, uint8_t(text[at]), at));
   }
+  if (const size_t at = non_printable_at(text); at != std::string::npos) {
+    const auto line = 1 + std::count(text.begin(), text.begin() + long(at), '\n');
+    return make_error(fmt::format("{}:{}: control character 0x{:02x} at offset {}: a config "
+                                  "holds printable text only; the file is damaged or not YAML",
+                                  label, line, uint8_t(text[at]), at));
+  }
   if (auto l = check_yaml_lines(text, label); !l)
     return l.err();
-  std::vector<YAML::Node> docs;
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(text);
+    document_scan scan;
+    {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      // Two documents are already an error; the third lets a stall after
+      // a first good document ('"x", y') be told from a real second one,
+      // and the bound is what keeps a stalled parser from looping.
+      while (scan.starts.size() < 3 && parser.HandleNextDocument(scan)) {
+      }
+    }
+    for (size_t k = 1; k < scan.starts.size(); ++k) {
+      const auto& a = scan.starts[k - 1];
+      const auto& b = scan.starts[k];
+      if (a.pos != b.pos)
+        continue;
+      const bool inside = b.pos >= 0 && size_t(b.pos) < text.size();
+      return make_error(fmt::format("{}:{}:{}: malformed YAML: unexpected {} where a value or "
+                                    "key should start (a ',' belongs inside [...] or {{...}})",
+                                    label, b.line + 1, b.column + 1,
+                                    inside ? fmt::format("'{}'", text[size_t(b.pos)])
+                                           : std::string("end of input")));
+    }
+    if (scan.starts.size() > 1)
+      return make_error(fmt::format("{}:{}: a second YAML document ('---'): a config is one "
+                                    "document; merge them or remove the separator",
+                                    label, scan.starts[1].line + 1));
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return make_error(fmt::format("{}:{}:{}: malformed YAML: {}", label, e.mark.line + 1,
                                   e.mark.column + 1, e.msg));
   }
-  if (docs.size() > 1)
-    return make_error(fmt::format("{}:{}: a second YAML document ('---'): a config is one "
-                                  "document; merge them or remove the separator",
-                                  label, docs[1].Mark().line + 1));
-  YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
   if (auto b = check_yaml_tree(root); !b)
     return make_error(fmt::format("{}: {}", label, b.error_message()));
   return root;

@@ -144,6 +144,32 @@ TEST_CASE("malformed YAML, wrong types and missing fields") {
         "fd00::1");
 }
 
+TEST_CASE("input that stalls yaml-cpp's document loop is an error, not a hang") {
+  using namespace std::string_literals;
+  // Each of these made yaml-cpp 0.7's LoadAll build empty documents at the
+  // same position until memory ran out (fuzz_config, CI run of stop 17).
+  CHECK(errors_of("\"x\", b\n") ==
+        "t.yaml:1:4: malformed YAML: unexpected ',' where a value or key should start (a ',' "
+        "belongs inside [...] or {...})");
+  CHECK(contains(errors_of("'x', b\n"), "t.yaml:1:4: malformed YAML: unexpected ','"));
+  CHECK(contains(errors_of("&a , b\n"), "t.yaml:1:4: malformed YAML: unexpected ','"));
+  CHECK(contains(errors_of("[a], b\n"), "t.yaml:1:4: malformed YAML: unexpected ','"));
+  CHECK(contains(errors_of("{services: []}, b\n"), "malformed YAML: unexpected ','"));
+  CHECK(errors_of(", a\n") ==
+        "t.yaml:1: a line cannot start with ',' outside a flow collection ([...] or {...})");
+  // The CI reproducer: a NUL hid the ',' from the line check.
+  CHECK(errors_of("\0,\0\x11\0\0\0on"s) ==
+        "t.yaml:1: control character 0x00 at offset 0: a config holds printable text only; the "
+        "file is damaged or not YAML");
+  CHECK(contains(errors_of("services: []\n# \x1b[31m\n"), "t.yaml:2: control character 0x1b"));
+  CHECK(contains(errors_of("a: \xc2\x9b\n"), "t.yaml:1: control character 0xc2"));
+  // What YAML allows stays allowed: TAB, CR, NEL and a second document's
+  // own error.
+  CHECK(load_config_text("services: []\r\n#\ttab \xc2\x85\n", "t.yaml", caps).ok());
+  CHECK(contains(errors_of("services: []\n---\nservices: []\n"),
+                 "t.yaml:2: a second YAML document"));
+}
+
 TEST_CASE("what only the table builder knows is located at the service") {
   std::string y = good;
   y.replace(y.find("mode: nat"), 9, "mode: dsr-ipip");
