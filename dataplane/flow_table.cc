@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <vector>
 
 namespace sluice::dp {
 
@@ -68,13 +69,22 @@ void flow_table<Key>::lookup_bulk(const Key** keys, uint32_t n, int32_t* positio
       __builtin_prefetch(&buckets_[bucket1(h[i])]);
     }
     // Stage 2: the records whose signature matches in the first bucket; the
-    // second bucket only for keys without one there.
+    // second bucket only for keys without one there, and only when the key
+    // may live there (the first has moved keys out) or an insert would look
+    // there (the first holds its share).
     uint64_t second = 0;
-    for (uint32_t i = 0; i < m; ++i)
-      if (!prefetch_matches(bucket1(h[i]), sig_of(h[i]))) {
+    for (uint32_t i = 0; i < m; ++i) {
+      const uint32_t b1 = bucket1(h[i]);
+      if (prefetch_matches(b1, sig_of(h[i])))
+        continue;
+      const flow_bucket& b = buckets_[b1];
+      if (b.moved_out) {
         second |= uint64_t(1) << i;
         __builtin_prefetch(&buckets_[bucket2(h[i])]);
+      } else if (ways - free_ways(b) >= first_bucket_share) {
+        __builtin_prefetch(&buckets_[bucket2(h[i])]);
       }
+    }
     for (uint64_t r = second; r; r &= r - 1) {
       uint32_t i = uint32_t(__builtin_ctzll(r));
       prefetch_matches(bucket2(h[i]), sig_of(h[i]));
@@ -107,6 +117,25 @@ template <typename Key> bool flow_table<Key>::prefetch_matches(uint32_t bi, uint
       any = true;
     }
   return any;
+}
+
+template <typename Key> uint32_t flow_table<Key>::free_ways(const flow_bucket& b) {
+  uint32_t n = 0;
+  for (uint32_t w = 0; w < ways; ++w)
+    n += b.sig[w] == 0;
+  return n;
+}
+
+template <typename Key> bool flow_table<Key>::moved_out_consistent() const {
+  std::vector<uint32_t> want(n_buckets_, 0);
+  for (uint32_t pos = 0; pos < n_buckets_ * ways; ++pos)
+    if (buckets_[pos / ways].sig[pos % ways])
+      if (const uint32_t b1 = bucket1(hash(records_[pos].key)); b1 != pos / ways)
+        ++want[b1];
+  for (uint32_t b = 0; b < n_buckets_; ++b)
+    if (want[b] != buckets_[b].moved_out)
+      return false;
+  return true;
 }
 
 template <typename Key> int32_t flow_table<Key>::free_way(uint32_t b1, uint32_t b2) const {

@@ -11,9 +11,12 @@
 // the flow_entry. An IPv4 record is exactly one 64-byte line; an IPv6 record is
 // 88 bytes (it may straddle two lines). A key hashes to two buckets (two-choice) and
 // lives in its first one unless that was crowded when it came: a lookup reads the first
-// bucket, the second only when the first holds no matching signature, and compares the
-// full key of a matching way only. A hit therefore reads one bucket line (two for the
-// 2-17% of keys in their second bucket, depending on the load) and one record line.
+// bucket, the second only when the first holds no matching signature and some key of
+// the first bucket lives in its second (each bucket counts its keys "moved out"), and
+// compares the full key of a matching way only. A hit therefore reads one bucket line
+// (two for the 2-17% of keys in their second bucket, depending on the load) and one
+// record line; a miss, the common case of a new flow or a flood, reads one bucket line
+// while its first bucket has moved no key out and holds fewer than 4.
 //
 // Insert and eviction. A new key takes an empty way of its first bucket while
 // that holds fewer than `first_bucket_share` (4) entries, else of the emptier of its two
@@ -131,7 +134,8 @@ struct alignas(64) flow_bucket {
   uint8_t cls[8];       // evict_class of each way's flow
   uint16_t sig[8];      // 0 = empty way
   uint32_t deadline[8]; // worker ms clock; no_deadline for reply entries
-  uint32_t reserved;
+  uint32_t moved_out;   // keys whose first bucket this is that live in their second:
+                        // while 0, a key without a matching signature here is absent
 };
 static_assert(sizeof(flow_bucket) == 64);
 
@@ -185,8 +189,9 @@ public:
   // Position of `k`, or -1.
   int32_t lookup(const Key& k, uint64_t h) const {
     uint16_t s = sig_of(h);
-    int32_t p = find_in(bucket1(h), k, s);
-    return p >= 0 ? p : find_in(bucket2(h), k, s);
+    const uint32_t b1 = bucket1(h);
+    int32_t p = find_in(b1, k, s);
+    return p >= 0 || !buckets_[b1].moved_out ? p : find_in(bucket2(h), k, s);
   }
   int32_t lookup(const Key& k) const { return lookup(k, hash(k)); }
 
@@ -219,6 +224,8 @@ public:
   }
   // Makes way `pos` (emplaced and filled) visible under hash `h`.
   void publish(int32_t pos, uint64_t h) {
+    if (uint32_t(pos) / ways != bucket1(h))
+      ++buckets_[bucket1(h)].moved_out;
     flow_bucket& b = buckets_[uint32_t(pos) / ways];
     begin_write(b);
     b.cls[pos % ways] = uint8_t(evict_class::half_open);
@@ -227,7 +234,11 @@ public:
     end_write(b);
     ++count_;
   }
+  // The record's key must still be the published one (it names the first
+  // bucket whose moved-out count the entry may hold).
   void erase(int32_t pos) {
+    if (const uint32_t b1 = bucket1(hash(records_[pos].key)); uint32_t(pos) / ways != b1)
+      --buckets_[b1].moved_out;
     flow_bucket& b = buckets_[uint32_t(pos) / ways];
     begin_write(b);
     std::atomic_ref<uint16_t>(b.sig[pos % ways]).store(0, std::memory_order_relaxed);
@@ -267,6 +278,11 @@ public:
   // Positions are 0..positions()-1.
   uint32_t positions() const { return n_buckets_ * ways; }
   uint32_t count() const { return count_; }
+  // Tests: recounts every bucket's moved-out keys; whether all agree.
+  bool moved_out_consistent() const;
+  bool in_second_bucket(int32_t pos) const {
+    return bucket1(hash(records_[pos].key)) != uint32_t(pos) / ways;
+  }
   static constexpr size_t bytes_per_entry() {
     return sizeof(flow_record<Key>) + sizeof(flow_bucket) / ways;
   }
@@ -283,6 +299,7 @@ private:
   // Prefetches the records of bucket `bi` whose signature is `s`; whether
   // there was one.
   bool prefetch_matches(uint32_t bi, uint16_t s) const;
+  static uint32_t free_ways(const flow_bucket& b);
   // The free way a new key of buckets b1/b2 takes, or -1 when both are full.
   int32_t free_way(uint32_t b1, uint32_t b2) const;
   static uint16_t sig_of(uint64_t h) {

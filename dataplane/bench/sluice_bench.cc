@@ -85,7 +85,9 @@ const std::vector<std::string> all_cases = {"floor",
                                             "new-flow-least-bandwidth",
                                             "new-flow-least-response-time",
                                             "syn-flood-cookies",
-                                            "syn-flood-no-cookies"};
+                                            "syn-flood-no-cookies",
+                                            "memory-dependent",
+                                            "memory-parallel"};
 
 struct options {
   std::vector<std::string> cases;
@@ -113,6 +115,10 @@ void usage(FILE* f) {
                "        least-bandwidth least-response-time; new-flow = new-flow-maglev)\n"
                "       syn-flood-cookies syn-flood-no-cookies (spoofed SYNs to a nat VIP with\n"
                "        synproxy on: a cookie SYN-ACK each; off: a full-NAT flow each)\n"
+               "       memory-dependent memory-parallel (no pipeline: loads of random\n"
+               "        64-byte lines over as many bytes as the IPv4 flow table of the case\n"
+               "        takes, one chain of dependent loads / 32 chains interleaved: the\n"
+               "        machine's cost of a cache miss, alone and overlapped)\n"
                "flows: default 1,1024,1048576; --quick: 1,1024, 3 runs, 50 ms per run\n"
                "--capacity and --no-housekeeping are diagnostics (default: capacity sized to\n"
                "the case, housekeeping once per burst as the worker loop does).\n"
@@ -987,6 +993,52 @@ void run_syn_flood(case_ctx& c, uint32_t flows, const std::string& name) {
   print(r);
 }
 
+// The machine's floor for the established cases: what one 64-byte miss costs
+// over a buffer the size of the flow table, alone (a chain of dependent loads)
+// and overlapped (32 independent chains advanced in turn, as a burst of 32
+// packets with prefetches overlaps its misses). ns per load.
+void run_memory(case_ctx& c, const std::string& name, uint32_t flows) {
+  const uint32_t capacity = capacity_for(flows);
+  const size_t lines = std::max<size_t>(
+      1024, size_t(capacity) * dp::flow_table<dp::flow_key4>::bytes_per_entry() / 64);
+  auto* buf = static_cast<uint64_t*>(rte_malloc("sluice_bench_chase", lines * 64, 64));
+  if (!buf)
+    fail(fmt::format("{}: cannot allocate {} MiB", name, lines * 64 >> 20));
+  // One random cycle through every line, so no prefetcher can follow it.
+  std::vector<uint32_t> order(lines);
+  std::iota(order.begin(), order.end(), 0u);
+  std::shuffle(order.begin(), order.end(), std::mt19937(12345));
+  for (size_t i = 0; i < lines; ++i)
+    buf[size_t(order[i]) * 8] = uint64_t(order[(i + 1) % lines]) * 8;
+  const bool parallel = name == "memory-parallel";
+  const uint32_t chains = parallel ? 32 : 1;
+  uint64_t at[32];
+  for (uint32_t k = 0; k < chains; ++k)
+    at[k] = uint64_t(order[size_t(k) * (lines / chains)]) * 8;
+  result_line r{name, flows, capacity, {}, c.huge};
+  uint64_t sink = 0;
+  for (int run = -1; run < c.opt.runs; ++run) {
+    uint64_t loads = 0;
+    const auto t0 = clk::now();
+    clk::duration elapsed{};
+    while (seconds(elapsed) < (run < 0 ? 0.05 : c.opt.min_time_s)) {
+      for (int step = 0; step < 4096; ++step)
+        for (uint32_t k = 0; k < chains; ++k)
+          at[k] = buf[at[k]];
+      loads += 4096ull * chains;
+      elapsed = clk::now() - t0;
+    }
+    if (run >= 0)
+      r.ns.push_back(seconds(elapsed) * 1e9 / double(loads));
+  }
+  for (uint32_t k = 0; k < chains; ++k)
+    sink += at[k];
+  if (sink == ~0ull) // keeps the loads; never true (offsets are below lines * 8)
+    std::fprintf(stderr, "-");
+  rte_free(buf);
+  print(r);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -1019,6 +1071,8 @@ int main(int argc, char** argv) {
             run_new_flow(c, flows, name, abi::scheduler_kind::maglev, true);
           else if (name.rfind("syn-flood-", 0) == 0)
             run_syn_flood(c, flows, name);
+          else if (name.rfind("memory-", 0) == 0)
+            run_memory(c, name, flows);
           else if (name.rfind("new-flow-", 0) == 0)
             run_new_flow(c, flows, name, *scheduler_from_name(name.substr(9)));
           else

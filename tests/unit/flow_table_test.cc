@@ -68,6 +68,51 @@ TEST_CASE("insert, lookup, bulk lookup and erase") {
   CHECK(t.count() == 1999);
 }
 
+TEST_CASE("keys in their second bucket are found through the first bucket's moved-out count") {
+  // A miss reads the second bucket only while the first has moved keys out;
+  // the count must follow every publish and erase, or keys in their second
+  // bucket become invisible (a duplicate flow, a lost NAT reply).
+  flow_table<flow_key4> t;
+  REQUIRE(t.init("t", 8192, 3));
+  std::mt19937 rng(5);
+  std::vector<std::pair<flow_key4, int32_t>> live;
+  uint32_t next = 0, in_second = 0;
+  for (int round = 0; round < 20; ++round) {
+    // Fill to ~90% of capacity, then erase a random half: churn moves keys
+    // in and out of second buckets.
+    while (t.count() < 8192 * 9 / 10) {
+      flow_key4 k = key(next++);
+      int32_t p = insert(t, k);
+      REQUIRE(p >= 0);
+      live.push_back({k, p});
+    }
+    std::shuffle(live.begin(), live.end(), rng);
+    for (size_t i = live.size() / 2; i < live.size(); ++i)
+      t.erase(live[i].second);
+    live.resize(live.size() / 2);
+    REQUIRE(t.moved_out_consistent());
+  }
+  for (const auto& [k, p] : live) {
+    CHECK(t.lookup(k) == p);
+    in_second += t.in_second_bucket(p);
+  }
+  INFO(in_second << " of " << live.size() << " keys live in their second bucket");
+  CHECK(in_second > live.size() / 50);
+  std::vector<const flow_key4*> kp;
+  std::vector<int32_t> got(live.size());
+  for (const auto& l : live)
+    kp.push_back(&l.first);
+  t.lookup_bulk(kp.data(), uint32_t(kp.size()), got.data());
+  for (size_t i = 0; i < live.size(); ++i)
+    CHECK(got[i] == live[i].second);
+  CHECK(t.lookup(key(next + 1)) == -1);
+  // Everything erased: no bucket counts a moved-out key any more.
+  for (const auto& l : live)
+    t.erase(l.second);
+  CHECK(t.count() == 0);
+  CHECK(t.moved_out_consistent());
+}
+
 TEST_CASE("the capacity asked for fits before the first forced eviction") {
   for (uint32_t cap : {1024u, 65536u}) {
     flow_table<flow_key4> t;
