@@ -219,7 +219,9 @@ public:
                                burst_output& out);
 
   // --- release, eviction, sweep (pipeline_sweep.cc) ---
-  template <bool V6> void release_flow(int32_t pos, bool expired);
+  // `evicting`: making room under pressure (the table's moved-out counts are
+  // left conservative rather than paying a third bucket line: flow_table.h).
+  template <bool V6> void release_flow(int32_t pos, bool expired, bool evicting = false);
   // A way for a new entry with table hash `h`: free, or freed by evicting the
   // lowest-priority flow of its two buckets (never `keep`; an established
   // flow only if `may_evict_established`). -1 when nothing may be evicted.

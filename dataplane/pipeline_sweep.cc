@@ -10,13 +10,13 @@ namespace sluice::dp {
 
 using abi::fwd_mode;
 
-template <bool V6> void pipeline_impl::release_flow(int32_t pos, bool was_expired) {
+template <bool V6> void pipeline_impl::release_flow(int32_t pos, bool was_expired, bool evicting) {
   auto& ft = table<V6>();
   flow_entry& e = ft.entry(pos);
   if (e.kind != flow_kind::forward || !ft.used(pos))
     return;
   if (e.peer) {
-    ft.erase(int32_t(e.peer - 1));
+    ft.erase(int32_t(e.peer - 1), !evicting);
     if (fwd_mode(e.mode) == fwd_mode::nat)
       nat_.release(nat_lease{e.nat_addr_idx, e.nat_port});
   }
@@ -36,7 +36,7 @@ template <bool V6> void pipeline_impl::release_flow(int32_t pos, bool was_expire
   }
   e.active = gauge_none;
   e.peer = 0;
-  ft.erase(pos);
+  ft.erase(pos, !evicting);
   table_deleted_ = true;
 }
 
@@ -68,7 +68,7 @@ int32_t pipeline_impl::take_slot(uint64_t h, bool may_evict_established, int32_t
   }
   if (victim == keep)
     return -1; // cannot happen: find_slot skips `keep` and its reply has no entry yet
-  release_flow<V6>(victim, sl.cls == evict_class::expired);
+  release_flow<V6>(victim, sl.cls == evict_class::expired, true);
   static constexpr worker_counter by_class[evict_class_count] = {
       worker_counter::flows_evicted_expired, worker_counter::flows_evicted_closing,
       worker_counter::flows_evicted_half_open, worker_counter::flows_evicted_unconfirmed,
@@ -140,8 +140,8 @@ void pipeline_impl::housekeeping(uint64_t now_tsc) {
   sweep<true>(budget(ft6_.positions()));
 }
 
-template void pipeline_impl::release_flow<false>(int32_t, bool);
-template void pipeline_impl::release_flow<true>(int32_t, bool);
+template void pipeline_impl::release_flow<false>(int32_t, bool, bool);
+template void pipeline_impl::release_flow<true>(int32_t, bool, bool);
 template int32_t pipeline_impl::link_reply<false>(int32_t, flow_entry&, const flow_key4&, bool,
                                                   bool&);
 template int32_t pipeline_impl::link_reply<true>(int32_t, flow_entry&, const flow_key6&, bool,
