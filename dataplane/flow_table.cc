@@ -95,10 +95,10 @@ void flow_table<Key>::lookup_bulk(const Key** keys, uint32_t n, int32_t* positio
       pos[i] = p;
       if (p >= 0) {
         const flow_entry& e = records_[p].e;
-        if (e.kind == flow_kind::reply) {
+        // The forward entry's bucket is not needed: a reply refreshes its
+        // own deadline (pipeline_impl::flow_expired).
+        if (e.kind == flow_kind::reply)
           __builtin_prefetch(&records_[e.peer], 1);
-          __builtin_prefetch(&buckets_[e.peer / ways], 1);
-        }
       } else {
         int32_t f = free_way(bucket1(h[i]), bucket2(h[i]));
         if (f >= 0)

@@ -125,8 +125,10 @@ template <typename Key> struct flow_record {
 static_assert(sizeof(flow_record<flow_key4>) == 64);
 static_assert(sizeof(flow_record<flow_key6>) == 88);
 
-// Deadline of a reply entry: it never expires by itself (its forward entry
-// does, and releases it).
+// "No deadline": a reply entry whose direction has not refreshed it in the
+// flow's current state. A reply entry never expires by itself (its forward
+// entry does, and releases it); its deadline, when set, is the reply
+// direction's and keeps the flow alive (pipeline_impl::flow_expired).
 inline constexpr uint32_t no_deadline = 0xffffffffu;
 
 struct alignas(64) flow_bucket {
@@ -200,7 +202,8 @@ public:
   // table hash (for a later insert or lookup without hashing again). A key's
   // second bucket is fetched only when its first holds no matching signature
   // (most keys live in their first: see find_slot). Ahead of the caller's use,
-  // a hit on a reply entry prefetches its forward record and bucket, and a
+  // a hit on a reply entry prefetches its forward record (not its bucket:
+  // a reply refreshes its own deadline), and a
   // miss the record of the way an insert would take.
   void lookup_bulk(const Key** keys, uint32_t n, int32_t* positions, uint64_t* hashes) const;
   void lookup_bulk(const Key** keys, uint32_t n, int32_t* positions) const {

@@ -209,7 +209,13 @@ static uint32_t list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
     r.worker = pl.cfg_.worker_id;
     r.service = e.service;
     r.backend = e.backend;
-    // Idle time: how much of the state's timeout has run since the last packet.
+    // Idle time: how much of the state's timeout has run since the last packet
+    // in either direction (a reply refreshes its own entry's deadline).
+    if (e.peer) {
+      const uint32_t rd = ft.deadline(int32_t(e.peer - 1));
+      if (rd != no_deadline && int32_t(rd - deadline) > 0)
+        deadline = rd;
+    }
     int32_t left = int32_t(deadline - now_ms);
     int64_t idle = int64_t(e.timeout_ms) - left;
     r.idle_ms = idle > 0 ? uint32_t(idle) : 0;

@@ -55,7 +55,10 @@ template <bool V6> void pipeline_impl::export_flows(std::vector<flow_sync_record
     if (!ft.used(p))
       continue;
     const flow_entry& e = ft.entry(p);
-    if (e.kind != flow_kind::forward || ft.expired(p, now_ms_))
+    if (e.kind != flow_kind::forward)
+      continue;
+    const uint32_t d = flow_deadline(ft, p);
+    if (d != no_deadline && int32_t(now_ms_ - d) > 0)
       continue;
     const abi::backend_entry& be = view_.backends[e.backend];
     if (!backend_holds(be, e))
@@ -80,7 +83,6 @@ template <bool V6> void pipeline_impl::export_flows(std::vector<flow_sync_record
     r.syn_answered = e.syn_answered;
     r.synproxy = e.synproxy;
     r.hash = e.hash;
-    const uint32_t d = ft.deadline(p);
     r.remaining_ms = d == no_deadline ? e.timeout_ms : d - now_ms_;
     std::memcpy(r.client_mac, e.client_mac, 6);
     r.worker = cfg_.worker_id;

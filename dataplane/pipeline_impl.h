@@ -140,9 +140,11 @@ public:
   template <bool V6>
   void track_packet(int32_t fpos, flow_entry& e, const parsed_packet& p, bool from_client,
                     const abi::service_entry& s);
-  template <bool V6> void touch(int32_t fpos, const flow_entry& e) {
+  // Pushes out the deadline of the flow at `pos` (its forward entry's, or for
+  // a reply packet its reply entry's: see flow_expired) by the state's timeout.
+  template <bool V6> void touch(int32_t pos, const flow_entry& e) {
     uint32_t d = now_ms_ + e.timeout_ms;
-    table<V6>().set_deadline(fpos, d == no_deadline ? d - 1 : d);
+    table<V6>().set_deadline(pos, d == no_deadline ? d - 1 : d);
   }
   uint32_t timeout_for(const abi::service_entry& s, flow_state st) const;
   bool under_pressure() const { return int32_t(pressure_until_ms_ - now_ms_) > 0; }
@@ -241,11 +243,37 @@ public:
     else
       return ft4_;
   }
-  template <bool V6> bool expired(int32_t pos) const {
-    if constexpr (V6)
-      return ft6_.expired(pos, now_ms_);
-    else
-      return ft4_.expired(pos, now_ms_);
+  // A NAT flow's reply packets push out a deadline of their own, in the reply
+  // entry's way of its bucket (a line the reply's lookup has fetched), instead
+  // of the forward entry's: a reply then touches three lines, not four. The
+  // flow lives until the later of the two; any state change (set_state)
+  // clears the reply's, so a shorter timeout of a new state takes effect.
+  // Whether the flow at forward position `fpos` is past both deadlines; when
+  // only the forward one has passed, the reply's is carried over to it.
+  template <bool V6> bool flow_expired(int32_t fpos) {
+    auto& ft = table<V6>();
+    if (!ft.expired(fpos, now_ms_))
+      return false;
+    const flow_entry& e = ft.entry(fpos);
+    if (!e.peer)
+      return true;
+    const int32_t rpos = int32_t(e.peer - 1);
+    const uint32_t rd = ft.deadline(rpos);
+    if (rd == no_deadline || int32_t(now_ms_ - rd) > 0)
+      return true;
+    ft.set_deadline(fpos, rd);
+    ft.set_deadline(rpos, no_deadline);
+    return false;
+  }
+  // The deadline of the flow at forward position `fpos`: the later of its own
+  // and its reply entry's (see flow_expired).
+  template <typename Table> static uint32_t flow_deadline(const Table& ft, int32_t fpos) {
+    const uint32_t d = ft.deadline(fpos);
+    const flow_entry& e = ft.entry(fpos);
+    if (!e.peer || d == no_deadline)
+      return d;
+    const uint32_t rd = ft.deadline(int32_t(e.peer - 1));
+    return rd != no_deadline && int32_t(rd - d) > 0 ? rd : d;
   }
   // Full NAT: the flow's local source address (v4: 4 bytes, network order).
   template <bool V6> const uint8_t* nat_addr(const flow_entry& e) const {

@@ -188,7 +188,7 @@ void pipeline_impl::forward_flow(rte_mbuf* m, const parsed_packet& p, int32_t po
   const abi::backend_entry& be = view_.backends[e.backend];
   bool tcp = p.proto == proto_tcp;
   bool stale = !backend_holds(be, e);
-  bool is_expired = expired<V6>(pos);
+  bool is_expired = flow_expired<V6>(pos);
   // A new SYN on a closing entry starts a new connection (client port reuse).
   bool reopen = tcp && tcp_reopens(e.state, p.tcp_flags);
   if (!stale && !is_expired && tcp && !(p.tcp_flags & tcp_rst) &&

@@ -130,7 +130,11 @@ void pipeline_impl::reply_flow(rte_mbuf* m, const parsed_packet& p, int32_t rpos
     return drop(m, drop_reason::reply_no_flow, out);
   const abi::backend_entry& be = view_.backends[e.backend];
   bool stale = !backend_holds(be, e);
-  if (stale || expired<V6>(fpos)) {
+  // Its own deadline first (the line is here); the forward one only when that
+  // has passed or was never set (the first reply of the state).
+  const uint32_t rd = ft.deadline(rpos);
+  const bool live_reply = rd != no_deadline && int32_t(now_ms_ - rd) <= 0;
+  if (stale || (!live_reply && flow_expired<V6>(fpos))) {
     if (stale)
       count(worker_counter::flows_stale);
     release_flow<V6>(fpos, !stale);

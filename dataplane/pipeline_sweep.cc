@@ -44,6 +44,20 @@ template <bool V6>
 int32_t pipeline_impl::take_slot(uint64_t h, bool may_evict_established, int32_t keep) {
   auto& ft = table<V6>();
   flow_slot sl = ft.find_slot(h, now_ms_, keep);
+  // A reply entry's deadline is its direction's (flow_expired): a way that
+  // looks expired may belong to a flow the other direction keeps alive. Such
+  // a way's deadlines are put right and the pair looked at again (each round
+  // fixes one of the 16 ways).
+  for (int round = 0; round < 16 && sl.pos >= 0 && !sl.free && sl.cls == evict_class::expired;
+       ++round) {
+    const flow_entry& v = ft.entry(sl.pos);
+    const int32_t f = v.kind == flow_kind::reply ? int32_t(v.peer) : sl.pos;
+    if (flow_expired<V6>(f))
+      break;
+    if (f != sl.pos)
+      ft.set_deadline(sl.pos, no_deadline);
+    sl = ft.find_slot(h, now_ms_, keep);
+  }
   if (sl.pos < 0 || sl.free)
     return sl.pos;
   if (sl.cls == evict_class::established && !may_evict_established) {
@@ -117,7 +131,7 @@ template <bool V6> void pipeline_impl::sweep(uint32_t budget) {
       continue;
     const abi::backend_entry& be = view_.backends[e.backend];
     bool stale = !backend_holds(be, e);
-    if (expired<V6>(pos) || stale) {
+    if (stale || flow_expired<V6>(pos)) {
       if (stale)
         count(worker_counter::flows_stale);
       release_flow<V6>(pos, !stale);

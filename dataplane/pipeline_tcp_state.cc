@@ -23,8 +23,12 @@ void pipeline_impl::set_state(int32_t fpos, flow_entry& e, tcp_track t,
   e.timeout_ms = timeout_for(s, t.state);
   evict_class c = state_evict_class(t.state);
   ft.set_class(fpos, c);
-  if (e.peer)
+  if (e.peer) {
+    // Same line as the class: the reply's own deadline ends with the state
+    // (flow_expired); the caller touches the forward one.
     ft.set_class(int32_t(e.peer - 1), c);
+    ft.set_deadline(int32_t(e.peer - 1), no_deadline);
+  }
   // flow_entry::active says which gauge holds the flow: none yet (a new
   // entry, zeroed by emplace), active or inactive. Every flow is in exactly
   // one gauge from its first state until release_flow.
@@ -62,15 +66,21 @@ void pipeline_impl::track_packet(int32_t fpos, flow_entry& e, const parsed_packe
         e.syn_answered = 1;
       }
     }
-    if (!(t == cur))
+    if (!(t == cur)) {
       set_state<V6>(fpos, e, t, s);
+      return touch<V6>(fpos, e);
+    }
   } else {
     auto m = fwd_mode(e.mode);
     flow_state st = udp_next(e.state, from_client, m == fwd_mode::nat || m == fwd_mode::dnat);
-    if (st != e.state)
+    if (st != e.state) {
       set_state<V6>(fpos, e, {st, 0}, s);
+      return touch<V6>(fpos, e);
+    }
   }
-  touch<V6>(fpos, e);
+  // A reply in an unchanged state refreshes its own entry's deadline, in the
+  // bucket line its lookup fetched (flow_expired).
+  touch<V6>(from_client || !e.peer ? fpos : int32_t(e.peer - 1), e);
 }
 
 template void pipeline_impl::set_state<false>(int32_t, flow_entry&, tcp_track,

@@ -192,6 +192,84 @@ TEST_CASE("with several workers, each reply's 5-tuple RSS hash selects the flow'
         0); // replies arrived where the NIC would deliver them: no handoff
 }
 
+TEST_CASE("replies alone keep a full-NAT flow alive; a new state's timeout holds both ways",
+          "[nat_ports]") {
+  // A reply refreshes its own entry's deadline, not the forward entry's
+  // (three lines per reply instead of four): the flow must live until the
+  // later of the two, on the sweep, on the forward path and under eviction,
+  // and a state change must end the reply's longer deadline.
+  service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::nat, {{"203.0.113.11", 1}}, 8080);
+  s.timeouts.established_s = 100;
+  s.timeouts.fin_s = 2;
+  harness h({s}, nat_cfg(2000, 2010));
+  run_result syn = h.run({from_client(1, 4000, 80, SYN)}, dp::client_side, 0);
+  REQUIRE(syn.tx.size() == 1);
+  const nat_out n = parse_to_backend(syn.tx[0]);
+  REQUIRE(h.run({from_backend(n, SYN | ACK, 5000, 1001)}, dp::backend_side, 0).tx.size() == 1);
+  REQUIRE(h.run({from_client(1, 4000, 80, ACK, 1001, 5001)}, dp::client_side, 0.1).tx.size() == 1);
+  // A download: only the backend sends, every 60 s, for 300 s (three times
+  // the idle timeout of the client's direction).
+  for (double t = 60; t <= 300; t += 60) {
+    h.tick(t);
+    CHECK(h.run({from_backend(n, ACK, 5001, 1001)}, dp::backend_side, t).tx.size() == 1);
+  }
+  h.tick(390);
+  CHECK(h.counter(worker_counter::flows_expired) == 0);
+  CHECK(h.counter(worker_counter::flows_active) == 1);
+  // The client's next packet finds its flow (not rescheduled, same port).
+  run_result c = h.run({from_client(1, 4000, 80, ACK, 1001, 5001)}, dp::client_side, 395);
+  REQUIRE(c.tx.size() == 1);
+  CHECK(parse_to_backend(c.tx[0]).local_port == n.local_port);
+  CHECK(h.counter(worker_counter::flows_created) == 1);
+  // The backend closes: FIN state, 2 s, for both directions, although the
+  // last reply had pushed its own deadline to 500 s.
+  CHECK(h.run({from_backend(n, ACK, 5001, 1001)}, dp::backend_side, 400).tx.size() == 1);
+  CHECK(h.run({from_backend(n, FIN | ACK, 5001, 1001)}, dp::backend_side, 401).tx.size() == 1);
+  h.tick(404);
+  CHECK(h.counter(worker_counter::flows_active) == 0);
+  CHECK(h.counter(worker_counter::flows_expired) == 1);
+}
+
+TEST_CASE("eviction spares a flow that only its replies keep alive", "[nat_ports]") {
+  // A table of 64 entries: 8 NAT flows (16 entries) kept alive by replies
+  // only, then a SYN flood that must evict half-open flows, never them.
+  dp::pipeline_config cfg = nat_cfg(2000, 2100);
+  cfg.flow_capacity = 64;
+  cfg.sweep_cycle_ms = 1000000000; // the sweep would put the deadlines right first
+  service_config s = make_service("192.0.2.10", 80, 6, fwd_mode::nat, {{"203.0.113.11", 1}}, 8080);
+  s.timeouts.established_s = 10;
+  s.timeouts.syn_s = 30;
+  harness h({s}, cfg);
+  std::vector<nat_out> outs;
+  for (uint16_t i = 0; i < 8; ++i) {
+    run_result r = h.run({from_client(1, uint16_t(5000 + i), 80, SYN)}, dp::client_side, 0);
+    REQUIRE(r.tx.size() == 1);
+    outs.push_back(parse_to_backend(r.tx[0]));
+    REQUIRE(
+        h.run({from_backend(outs.back(), SYN | ACK, 5000, 1001)}, dp::backend_side, 0).tx.size() ==
+        1);
+    REQUIRE(h.run({from_client(1, uint16_t(5000 + i), 80, ACK, 1001, 5001)}, dp::client_side, 0)
+                .tx.size() == 1);
+  }
+  for (const auto& o : outs) // the forward deadlines end at 10 s, the replies' at 18 s
+    REQUIRE(h.run({from_backend(o, ACK, 5001, 1001)}, dp::backend_side, 8).tx.size() == 1);
+  // At 12 s, without a sweep, a flood fills the table: the flows look expired
+  // by their forward entries only.
+  for (uint16_t i = 0; i < 300; ++i)
+    h.run({from_client(2, uint16_t(100 + i), 80, SYN)}, dp::client_side, 12);
+  CHECK(h.counter(worker_counter::flows_evicted) > 0);
+  const uint64_t created = h.counter(worker_counter::flows_created);
+  for (uint16_t i = 0; i < 8; ++i) {
+    INFO("flow " << i);
+    CHECK(h.run({from_backend(outs[i], ACK, 5001, 1001)}, dp::backend_side, 13).tx.size() == 1);
+    run_result c =
+        h.run({from_client(1, uint16_t(5000 + i), 80, ACK, 1001, 5001)}, dp::client_side, 13);
+    REQUIRE(c.tx.size() == 1);
+    CHECK(parse_to_backend(c.tx[0]).local_port == outs[i].local_port);
+  }
+  CHECK(h.counter(worker_counter::flows_created) == created);
+}
+
 TEST_CASE("churn: 10 simulated minutes, no failure, no port reused inside a backend's TIME_WAIT",
           "[nat_ports]") {
   // Three backends; 2,048 local ports each (per backend); 120 connections per
