@@ -166,8 +166,8 @@ TEST_CASE("input that stalls yaml-cpp's document loop is an error, not a hang") 
   // What YAML allows stays allowed: TAB, CR, NEL and a second document's
   // own error.
   CHECK(load_config_text("services: []\r\n#\ttab \xc2\x85\n", "t.yaml", caps).ok());
-  CHECK(contains(errors_of("services: []\n---\nservices: []\n"),
-                 "t.yaml:2: a second YAML document"));
+  CHECK(
+      contains(errors_of("services: []\n---\nservices: []\n"), "t.yaml:2: a second YAML document"));
 }
 
 TEST_CASE("what only the table builder knows is located at the service") {
