@@ -131,6 +131,12 @@ static_assert(sizeof(flow_record<flow_key6>) == 88);
 // direction's and keeps the flow alive (pipeline_impl::flow_expired).
 inline constexpr uint32_t no_deadline = 0xffffffffu;
 
+// A NAT flow's deadline from its forward entry's `d` and its reply entry's
+// `rd`: the later one (wrapping clock), `d` while `rd` is unset.
+inline uint32_t later_deadline(uint32_t d, uint32_t rd) {
+  return d != no_deadline && rd != no_deadline && int32_t(rd - d) > 0 ? rd : d;
+}
+
 struct alignas(64) flow_bucket {
   uint32_t seq;         // odd while the owner changes a way's identity
   uint8_t cls[8];       // evict_class of each way's flow

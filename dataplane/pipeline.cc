@@ -211,11 +211,8 @@ static uint32_t list_table(const flow_table<Key>& ft, const pipeline_impl& pl,
     r.backend = e.backend;
     // Idle time: how much of the state's timeout has run since the last packet
     // in either direction (a reply refreshes its own entry's deadline).
-    if (e.peer) {
-      const uint32_t rd = ft.deadline(int32_t(e.peer - 1));
-      if (rd != no_deadline && int32_t(rd - deadline) > 0)
-        deadline = rd;
-    }
+    if (e.peer)
+      deadline = later_deadline(deadline, ft.deadline(int32_t(e.peer - 1)));
     int32_t left = int32_t(deadline - now_ms);
     int64_t idle = int64_t(e.timeout_ms) - left;
     r.idle_ms = idle > 0 ? uint32_t(idle) : 0;

@@ -268,12 +268,9 @@ public:
   // The deadline of the flow at forward position `fpos`: the later of its own
   // and its reply entry's (see flow_expired).
   template <typename Table> static uint32_t flow_deadline(const Table& ft, int32_t fpos) {
-    const uint32_t d = ft.deadline(fpos);
     const flow_entry& e = ft.entry(fpos);
-    if (!e.peer || d == no_deadline)
-      return d;
-    const uint32_t rd = ft.deadline(int32_t(e.peer - 1));
-    return rd != no_deadline && int32_t(rd - d) > 0 ? rd : d;
+    return e.peer ? later_deadline(ft.deadline(fpos), ft.deadline(int32_t(e.peer - 1)))
+                  : ft.deadline(fpos);
   }
   // Full NAT: the flow's local source address (v4: 4 bytes, network order).
   template <bool V6> const uint8_t* nat_addr(const flow_entry& e) const {
